@@ -1,0 +1,99 @@
+//! The command line: first every flag of Synapse's `register_new_matrix_user`,
+//! spelled and grouped as it spells and groups them, then this tool's
+//! extensions.
+
+use clap::{ArgAction, ArgGroup, Parser};
+use std::path::PathBuf;
+
+const ABOUT: &str = "Register a new user on a Matrix homeserver through the shared-secret \
+admin API (/_synapse/admin/v1/register). Works where public registration is off; the \
+homeserver needs `registration_shared_secret` (or `registration_shared_secret_path`) set.";
+
+const AFTER_HELP: &str = "\
+Exit status:
+  0  the user was registered (or already existed, with --exists-ok)
+  1  the registration failed: bad input, bad config, server error or refusal
+  2  the command line could not be parsed, or a config file could not be opened
+  3  the account was created, but a step after that failed (see the message)
+
+Give the password without putting it in argv:
+  printf %s \"$pw\" | register_new_matrix_user -u alice --password-file - -c homeserver.yaml";
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "register_new_matrix_user",
+    version,
+    about = ABOUT,
+    after_help = AFTER_HELP,
+    args_override_self = true,
+    infer_long_args = true,
+    group(ArgGroup::new("secret_source").required(true).args(["config", "shared_secret", "shared_secret_file"])),
+    group(ArgGroup::new("password_source").args(["password", "password_file"])),
+    group(ArgGroup::new("admin_choice").args(["admin", "no_admin"])),
+)]
+pub struct Cli {
+    /// Local part of the new user. Prompted for when omitted.
+    #[arg(short = 'u', long = "user", value_name = "USER")]
+    pub user: Option<String>,
+
+    /// Succeed without changes when the user already exists.
+    #[arg(long = "exists-ok")]
+    pub exists_ok: bool,
+
+    /// Password of the new user. Prompted for when neither this nor --password-file is given.
+    /// Visible to other local users in the process list: prefer --password-file.
+    #[arg(short = 'p', long = "password", value_name = "PASSWORD")]
+    pub password: Option<String>,
+
+    /// Read the password from FILE (surrounding whitespace is stripped); `-` reads standard input.
+    #[arg(long = "password-file", value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+
+    /// User type, such as `bot` or `support` (or one the server's config adds).
+    #[arg(
+        short = 't',
+        long = "user_type",
+        alias = "user-type",
+        value_name = "TYPE"
+    )]
+    pub user_type: Option<String>,
+
+    /// Make the new user a server admin. Prompted for when neither this nor --no-admin is given.
+    #[arg(short = 'a', long = "admin")]
+    pub admin: bool,
+
+    /// Make the new user a regular user. Prompted for when neither this nor --admin is given.
+    #[arg(long = "no-admin")]
+    pub no_admin: bool,
+
+    /// Homeserver config file to read the shared secret (and listener) from. Repeatable:
+    /// top-level keys of later files replace those of earlier ones.
+    #[arg(short = 'c', long = "config", value_name = "FILE", action = ArgAction::Append)]
+    pub config: Vec<PathBuf>,
+
+    /// The registration shared secret, as in the homeserver's config.
+    /// Visible in the process list: prefer --shared-secret-file or -c.
+    #[arg(short = 'k', long = "shared-secret", value_name = "SECRET")]
+    pub shared_secret: Option<String>,
+
+    /// [extension] Read the shared secret from FILE (surrounding whitespace is stripped).
+    #[arg(long = "shared-secret-file", value_name = "FILE")]
+    pub shared_secret_file: Option<PathBuf>,
+
+    /// [extension] Display name of the new user.
+    #[arg(long = "displayname", value_name = "NAME")]
+    pub displayname: Option<String>,
+
+    /// [extension] Say more on standard error (repeat for more detail). Secrets are never shown.
+    #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// [extension] Say nothing but errors.
+    #[arg(short = 'q', long = "quiet", conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// URL of the homeserver. Default: the first plain-HTTP client listener in the
+    /// config file, else http://localhost:8008.
+    #[arg(value_name = "server_url")]
+    pub server_url: Option<String>,
+}

@@ -1,0 +1,90 @@
+//! The tool's domain errors, and the one place that turns each into the words
+//! printed and the exit status.
+
+use crate::console::Console;
+use crate::homeserver::HsError;
+
+/// Exit statuses (documented in `--help` and the README).
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const USAGE: u8 = 2;
+    /// The account exists on the server, but a later step failed.
+    pub const AFTER_CREATE: u8 = 3;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The invocation itself is wrong (exit 2, as a command-line error).
+    #[error("{0}")]
+    Usage(String),
+
+    /// A config file or secret source is unusable.
+    #[error("{0}")]
+    Config(String),
+
+    /// One of the original tool's own refusals, printed word for word on the
+    /// status stream ("Password cannot be blank.").
+    #[error("{0}")]
+    Refused(&'static str),
+
+    /// Input that cannot be registered, caught before anything is sent.
+    #[error("{0}")]
+    Input(String),
+
+    /// The homeserver said no, or could not be reached.
+    #[error(transparent)]
+    Server(#[from] HsError),
+
+    /// A hook raised an error, or misbehaved, before the account was created.
+    #[error("hook {hook}: {message}")]
+    Hook { hook: String, message: String },
+
+    /// Something failed after the account was created; the account stays.
+    #[error("the account {user_id} was created, but {step} failed: {cause}")]
+    AfterCreate {
+        user_id: String,
+        step: String,
+        cause: String,
+    },
+}
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => exit::USAGE,
+            Error::AfterCreate { .. } => exit::AFTER_CREATE,
+            _ => exit::FAILED,
+        }
+    }
+
+    /// Prints the error the way the original does where it has a way, else as
+    /// one clear line on standard error.
+    pub fn report(&self, console: &Console) {
+        match self {
+            Error::Refused(line) => console.status_always(line),
+            Error::Server(HsError::Status {
+                status,
+                reason,
+                error,
+                json,
+                url,
+                ..
+            }) => {
+                console.status_always(&format!("ERROR! Received {status} {reason}"));
+                if (400..500).contains(status) {
+                    if let Some(e) = error {
+                        console.status_always(e);
+                    }
+                }
+                if !json {
+                    console.error(&format!(
+                        "{url} answered {status} {reason} with a body that is not a Matrix JSON error \
+                         (a proxy in front of the homeserver?)"
+                    ));
+                }
+            }
+            other => console.error(&other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! The HTTP client for the homeserver's endpoints: the shared-secret register
+//! endpoint, and the few client-API calls around it (login, logout, whoami).
+//!
+//! Every failure comes back as a [`HsError`] that names the URL and the cause
+//! in one line; none of them carries a secret.
+
+use crate::secret::Secret;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::time::Duration;
+
+pub const REGISTER_PATH: &str = "/_synapse/admin/v1/register";
+
+#[derive(Debug, thiserror::Error)]
+pub enum HsError {
+    /// The server answered with a status other than 200.
+    #[error("{url} answered {status} {reason}{}", detail(.errcode, .error))]
+    Status {
+        url: String,
+        status: u16,
+        reason: String,
+        errcode: Option<String>,
+        error: Option<String>,
+        /// Whether the body was JSON at all (a proxy may answer with HTML).
+        json: bool,
+        retry_after_ms: Option<u64>,
+    },
+    #[error("cannot reach {url}: {cause}")]
+    Connect { url: String, cause: String },
+    #[error("{url} did not answer within {secs} s")]
+    Timeout { url: String, secs: u64 },
+    #[error("{url} answered 200 with an unexpected body: {cause}")]
+    Body { url: String, cause: String },
+}
+
+fn detail(errcode: &Option<String>, error: &Option<String>) -> String {
+    match (errcode, error) {
+        (Some(c), Some(e)) => format!(": {c}: {e}"),
+        (None, Some(e)) => format!(": {e}"),
+        (Some(c), None) => format!(": {c}"),
+        (None, None) => String::new(),
+    }
+}
+
+impl HsError {
+    pub fn errcode(&self) -> Option<&str> {
+        match self {
+            HsError::Status { errcode, .. } => errcode.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            HsError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// What the register endpoint answers on success.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Registered {
+    pub user_id: String,
+    #[serde(default)]
+    pub access_token: Option<Secret>,
+    #[serde(default)]
+    pub device_id: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RegisterRequest<'a> {
+    pub nonce: &'a str,
+    pub username: &'a str,
+    pub password: &'a str,
+    pub mac: &'a str,
+    pub admin: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub displayname: Option<&'a str>,
+    pub inhibit_login: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Homeserver {
+    /// What the user named: `https://host`, or `unix:/path/to.sock`.
+    shown: String,
+    /// Where requests go: for a unix socket, a placeholder authority.
+    base: String,
+    client: reqwest::blocking::Client,
+    timeout: Duration,
+}
+
+impl Homeserver {
+    /// A client for `base_url`: `http://`, `https://`, or `unix:/path` for a
+    /// listener bound to a unix socket.
+    pub fn new(base_url: &str, timeout: Duration) -> Result<Self, HsError> {
+        let shown = base_url.trim_end_matches('/').to_string();
+        let mut builder = reqwest::blocking::Client::builder();
+        let base = match shown.strip_prefix("unix:") {
+            Some(path) => {
+                builder = builder.unix_socket(path);
+                "http://localhost".to_string()
+            }
+            None => shown.clone(),
+        };
+        let client = builder
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!(
+                "register_new_matrix_user/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .build()
+            .map_err(|e| HsError::Connect {
+                url: shown.clone(),
+                cause: root_cause(&e),
+            })?;
+        Ok(Homeserver {
+            shown,
+            base,
+            client,
+            timeout,
+        })
+    }
+
+    /// The server as the user named it.
+    pub fn base_url(&self) -> &str {
+        &self.shown
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// How a URL is named in messages: with the socket path for unix sockets.
+    fn shown(&self, url: &str) -> String {
+        match url.strip_prefix(&self.base) {
+            Some(path) if self.shown != self.base => format!("{}{}", self.shown, path),
+            _ => url.to_string(),
+        }
+    }
+
+    /// `GET /_synapse/admin/v1/register`: a fresh single-use nonce.
+    pub fn nonce(&self) -> Result<String, HsError> {
+        let url = self.url(REGISTER_PATH);
+        let body = self.send(&url, self.client.get(&url))?;
+        match body.get("nonce").and_then(Value::as_str) {
+            Some(n) if !n.is_empty() => Ok(n.to_string()),
+            _ => Err(HsError::Body {
+                url: self.shown(&url),
+                cause: "no \"nonce\" string in the answer".into(),
+            }),
+        }
+    }
+
+    /// `POST /_synapse/admin/v1/register`.
+    pub fn register(&self, req: &RegisterRequest<'_>) -> Result<Registered, HsError> {
+        let url = self.url(REGISTER_PATH);
+        let body = self.send(&url, self.client.post(&url).json(req))?;
+        serde_json::from_value(body).map_err(|e| HsError::Body {
+            url: self.shown(&url),
+            cause: e.to_string(),
+        })
+    }
+
+    /// `POST /_matrix/client/v3/login` with a password; the new session's token and device.
+    pub fn login(&self, user: &str, password: &Secret) -> Result<Registered, HsError> {
+        let url = self.url("/_matrix/client/v3/login");
+        let req = serde_json::json!({
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": user},
+            "password": password.expose(),
+            "initial_device_display_name": "register_new_matrix_user",
+        });
+        let body = self.send(&url, self.client.post(&url).json(&req))?;
+        serde_json::from_value(body).map_err(|e| HsError::Body {
+            url: self.shown(&url),
+            cause: e.to_string(),
+        })
+    }
+
+    /// `POST /_matrix/client/v3/logout`: ends the session and deletes its device.
+    pub fn logout(&self, token: &Secret) -> Result<(), HsError> {
+        let url = self.url("/_matrix/client/v3/logout");
+        self.send(
+            &url,
+            self.client
+                .post(&url)
+                .bearer_auth(token.expose())
+                .json(&serde_json::json!({})),
+        )?;
+        Ok(())
+    }
+
+    /// Any client-API request, authenticated with `token` when given.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&Secret>,
+        body: Option<&Value>,
+    ) -> Result<Value, HsError> {
+        let url = self.url(path);
+        let method =
+            reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).map_err(|_| {
+                HsError::Body {
+                    url: url.clone(),
+                    cause: format!("{method:?} is not an HTTP method"),
+                }
+            })?;
+        let mut rb = self.client.request(method, &url);
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t.expose());
+        }
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        self.send(&url, rb)
+    }
+
+    fn send(&self, url: &str, rb: reqwest::blocking::RequestBuilder) -> Result<Value, HsError> {
+        let url = &self.shown(url);
+        let resp = rb.send().map_err(|e| self.transport_error(url, &e))?;
+        let status = resp.status();
+        let text = resp.text().map_err(|e| self.transport_error(url, &e))?;
+        let parsed: Option<Value> = serde_json::from_str(&text).ok();
+        if status.as_u16() == 200 {
+            return parsed.ok_or_else(|| HsError::Body {
+                url: url.to_string(),
+                cause: "not JSON".into(),
+            });
+        }
+        let field = |k: &str| {
+            parsed
+                .as_ref()
+                .and_then(|v| v.get(k))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        Err(HsError::Status {
+            url: url.to_string(),
+            status: status.as_u16(),
+            reason: status.canonical_reason().unwrap_or("").to_string(),
+            errcode: field("errcode"),
+            error: field("error"),
+            json: parsed.as_ref().is_some_and(Value::is_object),
+            retry_after_ms: parsed
+                .as_ref()
+                .and_then(|v| v.get("retry_after_ms"))
+                .and_then(Value::as_u64),
+        })
+    }
+
+    fn transport_error(&self, url: &str, e: &reqwest::Error) -> HsError {
+        if e.is_timeout() {
+            HsError::Timeout {
+                url: url.to_string(),
+                secs: self.timeout.as_secs().max(1),
+            }
+        } else {
+            HsError::Connect {
+                url: url.to_string(),
+                cause: root_cause(e),
+            }
+        }
+    }
+}
+
+/// The innermost cause of an error: "Connection refused (os error 111)" rather
+/// than "error sending request".
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    let msg = cur.to_string();
+    // reqwest's own message may include the URL, which the caller names already.
+    msg.split(" for url (").next().unwrap_or(&msg).to_string()
+}

@@ -1,0 +1,102 @@
+//! Asking the person at the terminal for what the command line left out.
+//!
+//! On a terminal the questions are dialoguer prompts; with standard input
+//! redirected, a question is printed and one line is read, as the original
+//! does, so `echo alice | register_new_matrix_user ...` keeps working.
+//! Batch runs and hooks never prompt: they use [`NoPrompts`].
+
+use crate::error::Error;
+use crate::secret::Secret;
+use std::io::{BufRead, IsTerminal, Write};
+
+pub trait Prompter {
+    /// One line of text; the default is returned for an empty answer.
+    fn text(&mut self, prompt: &str, default: Option<&str>) -> Result<String, Error>;
+    /// A line typed without echo.
+    fn password(&mut self, prompt: &str) -> Result<Secret, Error>;
+}
+
+/// Prompts on the terminal, or reads standard input when it is not one.
+#[derive(Debug, Default)]
+pub struct Terminal;
+
+impl Prompter for Terminal {
+    fn text(&mut self, prompt: &str, default: Option<&str>) -> Result<String, Error> {
+        if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+            let mut input = dialoguer::Input::<String>::new()
+                .with_prompt(prompt)
+                .allow_empty(true)
+                .report(false);
+            if let Some(d) = default {
+                input = input.default(d.to_string()).show_default(true);
+            }
+            return input
+                .interact_text_on(&dialoguer::console::Term::stdout())
+                .map_err(|e| Error::Input(format!("cannot read the answer to {prompt:?}: {e}")));
+        }
+        let shown = match default {
+            Some(d) => format!("{prompt} [{d}]: "),
+            None => format!("{prompt}: "),
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(shown.as_bytes());
+        let _ = out.flush();
+        let answer = read_stdin_line(prompt)?;
+        Ok(match (answer.is_empty(), default) {
+            (true, Some(d)) => d.to_string(),
+            _ => answer,
+        })
+    }
+
+    fn password(&mut self, prompt: &str) -> Result<Secret, Error> {
+        let term = dialoguer::console::Term::stderr();
+        if term.is_term() {
+            return dialoguer::Password::new()
+                .with_prompt(prompt)
+                .allow_empty_password(true)
+                .report(false)
+                .interact_on(&term)
+                .map(Secret::new)
+                .map_err(|e| Error::Input(format!("cannot read the answer to {prompt:?}: {e}")));
+        }
+        // No terminal at all: read the line from standard input, with a prompt
+        // on standard error.
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "{prompt}: ");
+        let _ = err.flush();
+        read_stdin_line(prompt).map(Secret::new)
+    }
+}
+
+fn read_stdin_line(prompt: &str) -> Result<String, Error> {
+    let mut line = String::new();
+    match std::io::stdin().lock().read_line(&mut line) {
+        Ok(0) => Err(Error::Input(format!(
+            "no answer to {prompt:?}: standard input is closed (give the value as a flag)"
+        ))),
+        Ok(_) => {
+            let trimmed = line.strip_suffix('\n').unwrap_or(&line);
+            let trimmed = trimmed.strip_suffix('\r').unwrap_or(trimmed);
+            Ok(trimmed.to_string())
+        }
+        Err(e) => Err(Error::Input(format!(
+            "cannot read the answer to {prompt:?}: {e}"
+        ))),
+    }
+}
+
+/// For runs where nobody can be asked: a missing value is an error.
+#[derive(Debug, Default)]
+pub struct NoPrompts;
+
+impl Prompter for NoPrompts {
+    fn text(&mut self, prompt: &str, _: Option<&str>) -> Result<String, Error> {
+        Err(Error::Input(format!(
+            "{prompt}: no value given, and nobody can be asked here"
+        )))
+    }
+
+    fn password(&mut self, prompt: &str) -> Result<Secret, Error> {
+        self.text(prompt, None).map(Secret::new)
+    }
+}

@@ -1,0 +1,382 @@
+//! Resolve config: the shared secret, the server URL and the tool's own
+//! settings, from `-k`, `--shared-secret-file` or the homeserver config files
+//! given with `-c`.
+//!
+//! Config files are merged shallowly: a top-level key of a later file replaces
+//! the same key of an earlier one. The tool's own settings live under the
+//! top-level key `register_new_matrix_user`, which the homeserver ignores.
+
+use crate::error::Error;
+use crate::pipeline::{Ctx, Record, Resolved};
+use crate::secret::Secret;
+use serde_yaml::{Mapping, Value};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub const DEFAULT_SERVER_URL: &str = "http://localhost:8008";
+/// The top-level config key holding this tool's settings.
+pub const TOOL_KEY: &str = "register_new_matrix_user";
+
+pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
+    let cli = ctx.cli;
+    let config = if cli.config.is_empty() {
+        None
+    } else {
+        Some(load(&cli.config, ctx.console)?)
+    };
+
+    let secret = if let Some(k) = &cli.shared_secret {
+        if k.is_empty() {
+            return Err(Error::Config(
+                "the shared secret given with -k is empty".into(),
+            ));
+        }
+        Secret::new(k.clone())
+    } else if let Some(path) = &cli.shared_secret_file {
+        read_secret_file(path, "--shared-secret-file")?
+    } else if let Some(cfg) = &config {
+        secret_from_config(&cfg.merged)?
+    } else {
+        return Err(Error::Usage(
+            "give the shared secret with -c, -k or --shared-secret-file".into(),
+        ));
+    };
+
+    if rec.server_url.is_none() {
+        let url = match &config {
+            Some(cfg) => match client_listener_url(&cfg.merged)? {
+                Some(url) => url,
+                None => {
+                    ctx.console.warn(&format!(
+                        "the config has no plain-HTTP listener serving the client API; \
+                         trying {DEFAULT_SERVER_URL}"
+                    ));
+                    DEFAULT_SERVER_URL.to_string()
+                }
+            },
+            None => {
+                ctx.console.warn(&format!(
+                    "no server URL and no config file given; using {DEFAULT_SERVER_URL}"
+                ));
+                DEFAULT_SERVER_URL.to_string()
+            }
+        };
+        rec.server_url = Some(url);
+    }
+    if let Some(url) = &rec.server_url {
+        check_url(url)?;
+    }
+
+    let (tool, hooks) = match &config {
+        Some(cfg) => (cfg.tool.clone(), cfg.hooks.clone()),
+        None => (serde_json::Value::Null, Vec::new()),
+    };
+    ctx.resolved = Some(Arc::new(Resolved {
+        secret,
+        config_hooks: hooks,
+        tool_config: tool,
+    }));
+    Ok(())
+}
+
+/// The merged config files.
+#[derive(Debug, Default)]
+pub struct Config {
+    pub merged: Mapping,
+    /// The `register_new_matrix_user` section, as JSON for hooks.
+    pub tool: serde_json::Value,
+    /// Hook files listed under `register_new_matrix_user.hooks`, relative
+    /// paths taken from the directory of the file that lists them.
+    pub hooks: Vec<PathBuf>,
+}
+
+pub fn load(paths: &[PathBuf], console: &crate::console::Console) -> Result<Config, Error> {
+    let mut cfg = Config::default();
+    for path in paths {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Usage(format!(
+                "cannot open config file {}: {}",
+                path.display(),
+                io_cause(&e)
+            ))
+        })?;
+        let value: Value = serde_yaml::from_str(&text).map_err(|e| {
+            Error::Config(format!(
+                "config file {} is not valid YAML: {e}",
+                path.display()
+            ))
+        })?;
+        let Value::Mapping(map) = value else {
+            console.warn(&format!(
+                "config file {} is empty or not a mapping of keys to values; ignoring it",
+                path.display()
+            ));
+            continue;
+        };
+        if let Some(section) = map.get(TOOL_KEY) {
+            let (tool, hooks) = tool_section(section, path)?;
+            cfg.tool = tool;
+            cfg.hooks = hooks;
+        }
+        for (k, v) in map {
+            cfg.merged.insert(k, v);
+        }
+    }
+    Ok(cfg)
+}
+
+fn tool_section(section: &Value, path: &Path) -> Result<(serde_json::Value, Vec<PathBuf>), Error> {
+    let bad =
+        |what: &str| Error::Config(format!("config file {}: {TOOL_KEY}.{what}", path.display()));
+    let json = serde_json::to_value(section).map_err(|e| bad(&format!(" cannot be read: {e}")))?;
+    if !json.is_object() && !json.is_null() {
+        return Err(bad(" must be a mapping"));
+    }
+    let base = path.parent().unwrap_or(Path::new("."));
+    let hooks = match json.get("hooks") {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|h| {
+                h.as_str()
+                    .map(|s| base.join(s))
+                    .ok_or_else(|| bad("hooks must list file paths"))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(bad("hooks must be a list of file paths")),
+    };
+    Ok((json, hooks))
+}
+
+fn secret_from_config(cfg: &Mapping) -> Result<Secret, Error> {
+    let string_key = |key: &str| -> Result<Option<String>, Error> {
+        match cfg.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(Error::Config(format!(
+                "{key} in the config is not a string"
+            ))),
+        }
+    };
+    let inline = string_key("registration_shared_secret")?;
+    let path = string_key("registration_shared_secret_path")?;
+    match (inline, path) {
+        (Some(_), Some(_)) => Err(Error::Config(
+            "the config sets both registration_shared_secret and registration_shared_secret_path; \
+             it must set only one"
+                .into(),
+        )),
+        (None, None) => Err(Error::Config(
+            "the config sets neither registration_shared_secret nor registration_shared_secret_path, \
+             so there is no shared secret to sign with"
+                .into(),
+        )),
+        (Some(s), None) => Ok(Secret::new(s)),
+        (None, Some(p)) => read_secret_file(Path::new(&p), "registration_shared_secret_path"),
+    }
+}
+
+/// Reads a secret from a file, stripped of surrounding whitespace.
+pub fn read_secret_file(path: &Path, what: &str) -> Result<Secret, Error> {
+    let text = Secret::new(std::fs::read_to_string(path).map_err(|e| {
+        Error::Config(format!(
+            "cannot read {what} file {}: {}",
+            path.display(),
+            io_cause(&e)
+        ))
+    })?);
+    let secret = Secret::new(text.expose().trim());
+    if secret.is_empty() {
+        return Err(Error::Config(format!(
+            "{what} file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(secret)
+}
+
+/// The first listener of type `http`, without TLS, that serves the `client`
+/// resource, as a URL on localhost.
+pub fn client_listener_url(cfg: &Mapping) -> Result<Option<String>, Error> {
+    let Some(Value::Sequence(listeners)) = cfg.get("listeners") else {
+        return Ok(None);
+    };
+    for listener in listeners {
+        let field = |k: &str| listener.get(k);
+        if field("type").and_then(Value::as_str) != Some("http") {
+            continue;
+        }
+        if field("tls").is_some_and(truthy) {
+            continue;
+        }
+        let serves_client = field("resources")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.get("names").and_then(Value::as_sequence))
+            .flatten()
+            .any(|n| n.as_str() == Some("client"));
+        if !serves_client {
+            continue;
+        }
+        if let Some(port) = field("port") {
+            let port = match port {
+                Value::Number(n) => n.as_u64().filter(|p| (1..=65535).contains(p)),
+                Value::String(s) => s.parse::<u64>().ok().filter(|p| (1..=65535).contains(p)),
+                _ => None,
+            };
+            return match port {
+                Some(p) => Ok(Some(format!("http://localhost:{p}"))),
+                None => Err(Error::Config(
+                    "the config's client listener has a port that is not a number from 1 to 65535"
+                        .into(),
+                )),
+            };
+        }
+        if let Some(path) = field("path").and_then(Value::as_str) {
+            return Ok(Some(format!("unix:{path}")));
+        }
+        return Err(Error::Config(
+            "the config's client listener has neither a port nor a path".into(),
+        ));
+    }
+    Ok(None)
+}
+
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::Null => false,
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Sequence(s) => !s.is_empty(),
+        Value::Mapping(m) => !m.is_empty(),
+        Value::Tagged(_) => true,
+    }
+}
+
+fn check_url(url: &str) -> Result<(), Error> {
+    let ok = url.starts_with("http://") || url.starts_with("https://") || url.starts_with("unix:");
+    if !ok {
+        return Err(Error::Config(format!(
+            "server URL {url:?} must start with http://, https:// or unix:"
+        )));
+    }
+    Ok(())
+}
+
+/// An io::Error's message without Rust's "(os error N)" suffix.
+pub fn io_cause(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn yaml(s: &str) -> Mapping {
+        serde_yaml::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn listener_discovery_takes_the_first_plain_client_listener() {
+        let cfg = yaml(
+            "listeners:\n\
+             - {port: 8448, type: http, tls: true, resources: [{names: [client]}]}\n\
+             - {port: 9000, type: metrics}\n\
+             - {port: 8009, type: http, resources: [{names: [federation]}]}\n\
+             - {port: 8010, type: http, tls: false, resources: [{names: [federation]}, {names: [client, federation]}]}\n\
+             - {port: 8011, type: http, resources: [{names: [client]}]}\n",
+        );
+        assert_eq!(
+            client_listener_url(&cfg).unwrap().as_deref(),
+            Some("http://localhost:8010")
+        );
+    }
+
+    #[test]
+    fn listener_discovery_none_and_unix() {
+        assert_eq!(client_listener_url(&yaml("server_name: x")).unwrap(), None);
+        let unix = yaml(
+            "listeners: [{path: /run/synapse.sock, type: http, resources: [{names: [client]}]}]",
+        );
+        assert_eq!(
+            client_listener_url(&unix).unwrap().as_deref(),
+            Some("unix:/run/synapse.sock")
+        );
+        let bad = yaml("listeners: [{port: 99999, type: http, resources: [{names: [client]}]}]");
+        assert!(client_listener_url(&bad).is_err());
+    }
+
+    #[test]
+    fn later_files_replace_top_level_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.yaml");
+        let b = dir.path().join("b.yaml");
+        std::fs::write(&a, "registration_shared_secret: one\nlisteners: [{port: 1, type: http, resources: [{names: [client]}]}]\n").unwrap();
+        std::fs::write(&b, "registration_shared_secret: two\n").unwrap();
+        let console = crate::console::Console::new(crate::console::Level::Quiet, false);
+        let cfg = load(&[a, b], &console).unwrap();
+        assert_eq!(secret_from_config(&cfg.merged).unwrap().expose(), "two");
+        assert_eq!(
+            client_listener_url(&cfg.merged).unwrap().as_deref(),
+            Some("http://localhost:1")
+        );
+    }
+
+    #[test]
+    fn secret_resolution_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "  \n").unwrap();
+        let full = dir.path().join("full");
+        std::fs::write(&full, "  abc \n").unwrap();
+        let cases = [
+            (
+                "registration_shared_secret: a\nregistration_shared_secret_path: /x".to_string(),
+                "both",
+            ),
+            ("server_name: x".to_string(), "neither"),
+            ("registration_shared_secret: 42".to_string(), "not a string"),
+            (
+                "registration_shared_secret_path: [a]".to_string(),
+                "not a string",
+            ),
+            (
+                format!("registration_shared_secret_path: {}", empty.display()),
+                "is empty",
+            ),
+            (
+                "registration_shared_secret_path: /nonexistent/s".to_string(),
+                "cannot read",
+            ),
+        ];
+        for (cfg, want) in cases {
+            let err = secret_from_config(&yaml(&cfg)).unwrap_err().to_string();
+            assert!(err.contains(want), "{cfg}: {err}");
+        }
+        let ok = yaml(&format!(
+            "registration_shared_secret_path: {}",
+            full.display()
+        ));
+        assert_eq!(secret_from_config(&ok).unwrap().expose(), "abc");
+    }
+
+    #[test]
+    fn missing_file_is_a_usage_error_and_bad_yaml_is_not() {
+        let console = crate::console::Console::new(crate::console::Level::Quiet, false);
+        let err = load(&[PathBuf::from("/nonexistent.yaml")], &console).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(&bad, "a: [1, 2\n").unwrap();
+        let err = load(&[bad], &console).unwrap_err();
+        assert_eq!(err.exit_code(), 1);
+        assert!(err.to_string().contains("not valid YAML"), "{err}");
+    }
+}

@@ -1,0 +1,92 @@
+//! Gather input: the localpart, the password and the admin choice, from the
+//! record as flags, hooks or a batch row left it, then from the password file,
+//! then by asking, in the original's order and with its prompts.
+
+use crate::error::Error;
+use crate::pipeline::{Ctx, Record};
+use crate::secret::Secret;
+use std::io::Read;
+use std::path::Path;
+
+pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
+    if rec.username.as_deref().unwrap_or("").is_empty() {
+        let default = os_user();
+        let answer = ctx
+            .prompter
+            .text("New user localpart", default.as_deref())?;
+        rec.username = Some(answer);
+    }
+    if rec.username.as_deref().unwrap_or("").is_empty() {
+        return Err(Error::Refused("Invalid user name"));
+    }
+
+    if rec.password.is_none() {
+        if let Some(path) = &ctx.cli.password_file {
+            rec.password = Some(read_password_file(path)?);
+        }
+    }
+    if rec.password.as_ref().is_none_or(Secret::is_empty) {
+        let password = ctx.prompter.password("Password")?;
+        if password.is_empty() {
+            return Err(Error::Refused("Password cannot be blank."));
+        }
+        let confirm = ctx.prompter.password("Confirm password")?;
+        if password != confirm {
+            return Err(Error::Refused("Passwords do not match"));
+        }
+        rec.password = Some(password);
+    }
+
+    if rec.admin.is_none() {
+        let answer = ctx.prompter.text("Make admin", Some("no"))?;
+        rec.admin = Some(matches!(answer.as_str(), "y" | "yes" | "true"));
+    }
+    Ok(())
+}
+
+/// The password from a file, or from standard input for `-`, stripped of
+/// surrounding whitespace.
+pub fn read_password_file(path: &Path) -> Result<Secret, Error> {
+    let fail = |e: std::io::Error| {
+        Error::Input(format!(
+            "cannot read password file {}: {}",
+            path.display(),
+            super::config::io_cause(&e)
+        ))
+    };
+    let mut text = String::new();
+    if path.as_os_str() == "-" {
+        std::io::stdin()
+            .lock()
+            .read_to_string(&mut text)
+            .map_err(fail)?;
+    } else {
+        text = std::fs::read_to_string(path).map_err(fail)?;
+    }
+    let raw = Secret::new(text);
+    Ok(Secret::new(raw.expose().trim()))
+}
+
+/// The login name of the person running the tool, for the localpart prompt.
+fn os_user() -> Option<String> {
+    for var in ["LOGNAME", "USER", "LNAME", "USERNAME"] {
+        if let Ok(v) = std::env::var(var) {
+            if !v.is_empty() {
+                return Some(v);
+            }
+        }
+    }
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)? == uid).then(|| name.to_string())
+    })
+}

@@ -1,0 +1,98 @@
+//! Validate: judge the final values before anything is sent, whatever flags,
+//! hooks or rows set them. The server lowercases the username to make the
+//! localpart, so the grammar is checked on the lowercased name.
+
+use crate::error::Error;
+use crate::pipeline::{Ctx, Record};
+
+/// The longest user ID the server accepts, `@localpart:server` included.
+const MAX_USER_ID: usize = 255;
+/// The longest password the register endpoint accepts, in characters.
+const MAX_PASSWORD: usize = 512;
+
+pub fn run(rec: &mut Record, _ctx: &mut Ctx<'_>) -> Result<(), Error> {
+    let username = rec.username.as_deref().unwrap_or("");
+    check_localpart(username)?;
+    match &rec.password {
+        None => return Err(Error::Input("no password was given".into())),
+        Some(p) if p.is_empty() => return Err(Error::Input("the password is empty".into())),
+        Some(p) if p.expose().chars().count() > MAX_PASSWORD => {
+            return Err(Error::Input(format!(
+                "the password is longer than the server accepts ({MAX_PASSWORD} characters)"
+            )));
+        }
+        Some(p) if p.expose().contains('\0') => {
+            return Err(Error::Input("the password contains a NUL character".into()));
+        }
+        Some(_) => {}
+    }
+    if rec.admin.is_none() {
+        return Err(Error::Input(format!(
+            "{username}: whether to make an admin was not decided"
+        )));
+    }
+    if let Some(t) = &rec.user_type {
+        if t.is_empty() || t.contains('\0') {
+            return Err(Error::Input(format!(
+                "{username}: the user type {t:?} is not valid"
+            )));
+        }
+    }
+    if rec.displayname.as_deref().is_some_and(|d| d.contains('\0')) {
+        return Err(Error::Input(format!(
+            "{username}: the display name contains a NUL character"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a username against the Matrix localpart grammar (after lowercasing).
+pub fn check_localpart(username: &str) -> Result<(), Error> {
+    let localpart = username.to_lowercase();
+    let bad = |why: &str| Error::Input(format!("invalid localpart {username:?}: {why}"));
+    if localpart.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    if let Some(c) = localpart
+        .chars()
+        .find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '.' | '_' | '=' | '-' | '/' | '+'))
+    {
+        return Err(bad(&format!(
+            "{c:?} is not allowed; a localpart may only contain a-z, 0-9 and =_-./+"
+        )));
+    }
+    if localpart.chars().all(|c| c.is_ascii_digit()) {
+        return Err(bad(
+            "purely numeric localparts are reserved for guest users",
+        ));
+    }
+    if localpart.len() + 3 > MAX_USER_ID {
+        return Err(bad(&format!(
+            "a user ID may be at most {MAX_USER_ID} characters long"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_localpart;
+
+    #[test]
+    fn grammar() {
+        for ok in ["alice", "Alice", "a.b_c=d-e/f+g", "x1", "_bridge"] {
+            assert!(check_localpart(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "al ice",
+            "alice:hs",
+            "@alice",
+            "ünï",
+            "12345",
+            &"a".repeat(300),
+        ] {
+            assert!(check_localpart(bad).is_err(), "{bad}");
+        }
+    }
+}
