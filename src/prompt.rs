@@ -1,13 +1,16 @@
 //! Asking the person at the terminal for what the command line left out.
 //!
-//! On a terminal the questions are dialoguer prompts; with standard input
-//! redirected, a question is printed and one line is read, as the original
-//! does, so `echo alice | register_new_matrix_user ...` keeps working.
+//! Questions are printed on standard output and answered with one line of
+//! standard input, so a terminal and a pipe both work
+//! (`echo alice | register_new_matrix_user ...`). Passwords are read from the
+//! terminal with echo off (dialoguer's terminal layer), or from standard input
+//! when there is no terminal.
 //! Batch runs and hooks never prompt: they use [`NoPrompts`].
 
 use crate::error::Error;
 use crate::secret::Secret;
-use std::io::{BufRead, IsTerminal, Write};
+use dialoguer::console::Term;
+use std::io::{BufRead, Write};
 
 pub trait Prompter {
     /// One line of text; the default is returned for an empty answer.
@@ -22,18 +25,8 @@ pub struct Terminal;
 
 impl Prompter for Terminal {
     fn text(&mut self, prompt: &str, default: Option<&str>) -> Result<String, Error> {
-        if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
-            let mut input = dialoguer::Input::<String>::new()
-                .with_prompt(prompt)
-                .allow_empty(true)
-                .report(false);
-            if let Some(d) = default {
-                input = input.default(d.to_string()).show_default(true);
-            }
-            return input
-                .interact_text_on(&dialoguer::console::Term::stdout())
-                .map_err(|e| Error::Input(format!("cannot read the answer to {prompt:?}: {e}")));
-        }
+        // The terminal echoes and edits the line itself (cooked mode), so a
+        // terminal and a pipe are read the same way.
         let shown = match default {
             Some(d) => format!("{prompt} [{d}]: "),
             None => format!("{prompt}: "),
@@ -49,18 +42,17 @@ impl Prompter for Terminal {
     }
 
     fn password(&mut self, prompt: &str) -> Result<Secret, Error> {
-        let term = dialoguer::console::Term::stderr();
+        let term = Term::stderr();
+        let fail =
+            |e: std::io::Error| Error::Input(format!("cannot read the answer to {prompt:?}: {e}"));
         if term.is_term() {
-            return dialoguer::Password::new()
-                .with_prompt(prompt)
-                .allow_empty_password(true)
-                .report(false)
-                .interact_on(&term)
-                .map(Secret::new)
-                .map_err(|e| Error::Input(format!("cannot read the answer to {prompt:?}: {e}")));
+            // Echo off while the line is typed; the terminal is restored after.
+            term.write_str(&format!("{prompt}: ")).map_err(fail)?;
+            let line = term.read_secure_line().map_err(fail)?;
+            return Ok(Secret::new(line));
         }
-        // No terminal at all: read the line from standard input, with a prompt
-        // on standard error.
+        // No terminal at all: read the line from standard input, with the
+        // prompt on standard error.
         let mut err = std::io::stderr().lock();
         let _ = write!(err, "{prompt}: ");
         let _ = err.flush();

@@ -1,0 +1,240 @@
+//! Where the original ends in a Python traceback, this tool prints one clear
+//! line and exits 1.
+
+use crate::{Test, fresh, synapse};
+use std::io::{Read, Write};
+use std::net::TcpListener;
+
+/// A port on loopback that nothing listens on.
+fn dead_url() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A stand-in for a proxy in front of the homeserver that answers every
+/// request with `status` and an HTML page; the real server never does this.
+fn html_proxy(status: &str) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let status = status.to_string();
+    std::thread::spawn(move || {
+        for stream in l.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let body = "<html><body><h1>Bad Gateway</h1></body></html>";
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+#[test]
+fn server_unreachable() {
+    let url = dead_url();
+    let args = [
+        "-u",
+        "nobody",
+        "-p",
+        "pw",
+        "--no-admin",
+        "-k",
+        "s",
+        url.as_str(),
+    ];
+    let orig = Test::original().args(args).run();
+    assert_eq!(orig.code, 1);
+    assert!(orig.stderr.contains("Traceback"), "{orig:#?}");
+    Test::new()
+        .args(args)
+        .run()
+        .code(1)
+        .stdout("")
+        .one_clear_line()
+        .stderr_has(&format!("cannot reach {url}/_synapse/admin/v1/register"))
+        .stderr_has("onnection refused");
+}
+
+#[test]
+fn proxy_answers_html() {
+    for status in ["502 Bad Gateway", "404 Not Found"] {
+        let url = html_proxy(status);
+        let run = Test::new()
+            .args([
+                "-u",
+                "nobody",
+                "-p",
+                "pw",
+                "--no-admin",
+                "-k",
+                "s",
+                url.as_str(),
+            ])
+            .run();
+        run.code(1)
+            .stdout(&format!("ERROR! Received {status}\n"))
+            .one_clear_line()
+            .stderr_has("not a Matrix JSON error");
+        // The original prints the same first line for a failed nonce request.
+        let orig = Test::original()
+            .args([
+                "-u",
+                "nobody",
+                "-p",
+                "pw",
+                "--no-admin",
+                "-k",
+                "s",
+                url.as_str(),
+            ])
+            .run();
+        assert_eq!((orig.code, orig.stdout.as_str()), (1, run.stdout.as_str()));
+    }
+}
+
+#[test]
+fn unix_socket_listener_in_config() {
+    let s = synapse();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("hs.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "registration_shared_secret: {}\nlisteners:\n  - path: {}\n    type: http\n    resources: [{{names: [client]}}]\n",
+            s.secret,
+            s.socket.display()
+        ),
+    )
+    .unwrap();
+    let user = fresh("sock");
+    let args = [
+        "-u",
+        user.as_str(),
+        "-p",
+        "pw-sock",
+        "--no-admin",
+        "-c",
+        cfg.to_str().unwrap(),
+    ];
+    let orig = Test::original().args(args).run();
+    assert_eq!(orig.code, 1, "{orig:#?}");
+    assert!(orig.stderr.contains("Traceback"), "{orig:#?}");
+    Test::new()
+        .args(args)
+        .run()
+        .code(0)
+        .stdout("Sending registration request...\nSuccess!\n");
+    assert!(s.login(&user, "pw-sock").is_some());
+}
+
+#[test]
+fn invalid_localpart_is_caught_before_any_request() {
+    // A dead server: had anything been sent, the error would be a connection error.
+    let url = dead_url();
+    for name in ["al ice", "bob:evil", "émile", "12345"] {
+        Test::new()
+            .args([
+                "-u",
+                name,
+                "-p",
+                "pw",
+                "--no-admin",
+                "-k",
+                "s",
+                url.as_str(),
+            ])
+            .run()
+            .code(1)
+            .stdout("")
+            .one_clear_line()
+            .stderr_has("invalid localpart");
+    }
+    // And against the real server, nobody is registered.
+    let s = synapse();
+    Test::new()
+        .args([
+            "-u",
+            "Bad Name",
+            "-p",
+            "pw",
+            "--no-admin",
+            "-c",
+            s.config.to_str().unwrap(),
+        ])
+        .run()
+        .code(1);
+    assert!(s.user("bad name").is_none());
+}
+
+#[test]
+fn bad_yaml_and_unreadable_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "listeners: [ {port: 8008\n").unwrap();
+    Test::new()
+        .args([
+            "-u",
+            "x",
+            "-p",
+            "pw",
+            "--no-admin",
+            "-c",
+            bad.to_str().unwrap(),
+        ])
+        .run()
+        .code(1)
+        .one_clear_line()
+        .stderr_has("not valid YAML");
+    Test::new()
+        .args([
+            "-u",
+            "x",
+            "--password-file",
+            "/nonexistent/pw",
+            "--no-admin",
+            "-k",
+            "s",
+            "http://127.0.0.1:1",
+        ])
+        .run()
+        .code(1)
+        .one_clear_line()
+        .stderr_has("cannot read password file /nonexistent/pw");
+    let lonely = dir.path().join("listener-without-port.yaml");
+    std::fs::write(
+        &lonely,
+        "registration_shared_secret: s\nlisteners: [{type: http, resources: [{names: [client]}]}]\n",
+    )
+    .unwrap();
+    Test::new()
+        .args([
+            "-u",
+            "x",
+            "-p",
+            "pw",
+            "--no-admin",
+            "-c",
+            lonely.to_str().unwrap(),
+        ])
+        .run()
+        .code(1)
+        .one_clear_line()
+        .stderr_has("neither a port nor a path");
+}
+
+#[test]
+fn closed_stdin_instead_of_an_answer() {
+    Test::new()
+        .args(["-u", "x", "-p", "pw", "-k", "s", "http://127.0.0.1:1"])
+        .stdin("")
+        .run()
+        .code(1)
+        .one_clear_line()
+        .stderr_has("standard input is closed");
+}

@@ -1,0 +1,137 @@
+//! The integration tests: one binary, one real Synapse (see `rig`), and a
+//! fluent builder for running either this tool or Synapse's original script.
+
+mod drop_in;
+mod errors;
+mod extensions;
+mod prompts;
+mod rig;
+
+pub use rig::{fresh, synapse};
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+/// One run of a command-line tool, built up and then run.
+pub struct Test {
+    program: std::path::PathBuf,
+    args: Vec<String>,
+    stdin: Option<Vec<u8>>,
+    env: Vec<(String, String)>,
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Test {
+    /// This tool.
+    pub fn new() -> Self {
+        Test::program(assert_cmd::cargo::cargo_bin!("register_new_matrix_user"))
+    }
+
+    /// Synapse's own script, from the rig's virtualenv.
+    pub fn original() -> Self {
+        Test::program(&synapse().original)
+    }
+
+    fn program(p: impl AsRef<std::path::Path>) -> Self {
+        Test {
+            program: p.as_ref().to_path_buf(),
+            args: Vec::new(),
+            stdin: None,
+            env: Vec::new(),
+        }
+    }
+
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn stdin(mut self, s: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(s.into());
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    pub fn run(self) -> Run {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.args)
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env_remove("RUST_BACKTRACE");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {:?}: {e}", self.program));
+        if let Some(input) = &self.stdin {
+            let mut stdin = child.stdin.take().unwrap();
+            let _ = stdin.write_all(input);
+        }
+        let out = child.wait_with_output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    #[track_caller]
+    pub fn code(&self, want: i32) -> &Self {
+        assert_eq!(self.code, want, "exit status\n{self:#?}");
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout(&self, want: &str) -> &Self {
+        assert_eq!(self.stdout, want, "stdout\n{self:#?}");
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_has(&self, want: &str) -> &Self {
+        assert!(
+            self.stderr.contains(want),
+            "stderr lacks {want:?}\n{self:#?}"
+        );
+        self
+    }
+
+    /// One clear line on stderr, and no panic.
+    #[track_caller]
+    pub fn one_clear_line(&self) -> &Self {
+        assert!(!self.stderr.contains("panicked"), "panic\n{self:#?}");
+        assert_eq!(
+            self.stderr.lines().count(),
+            1,
+            "not one line on stderr\n{self:#?}"
+        );
+        self
+    }
+}

@@ -1,0 +1,180 @@
+//! The real Synapse every test talks to: started once per test binary by
+//! scripts/synapse_rig.py, stopped when the binary exits (the rig watches its
+//! standard input, which closes with this process).
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+pub struct Synapse {
+    pub url: String,
+    pub socket: PathBuf,
+    pub secret: String,
+    pub config: PathBuf,
+    pub server_name: String,
+    pub original: PathBuf,
+    pub venv: PathBuf,
+    admin_token: String,
+    http: reqwest::blocking::Client,
+    _rig: Mutex<Child>,
+}
+
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn synapse() -> &'static Synapse {
+    static S: OnceLock<Synapse> = OnceLock::new();
+    S.get_or_init(start)
+}
+
+fn start() -> Synapse {
+    let mut child = Command::new("python3")
+        .arg(root().join("scripts/synapse_rig.py"))
+        .arg("serve")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start scripts/synapse_rig.py");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("read the rig's description");
+    let info: Value = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("the rig did not start Synapse ({e}): {line:?}"));
+    let s = |k: &str| info[k].as_str().unwrap().to_string();
+    Synapse {
+        url: s("url"),
+        socket: s("socket").into(),
+        secret: s("secret"),
+        config: s("config").into(),
+        server_name: s("server_name"),
+        original: s("original").into(),
+        venv: s("venv").into(),
+        admin_token: s("admin_token"),
+        http: reqwest::blocking::Client::new(),
+        _rig: Mutex::new(child),
+    }
+}
+
+/// A localpart no other test uses.
+pub fn fresh(prefix: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}{}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl Synapse {
+    pub fn user_id(&self, localpart: &str) -> String {
+        format!("@{}:{}", localpart.to_lowercase(), self.server_name)
+    }
+
+    fn admin_get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}{}", self.url, path))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+
+    /// The admin API's view of a user, or None when there is no such user.
+    pub fn user(&self, localpart: &str) -> Option<Value> {
+        let (status, body) = self.admin_get(&format!(
+            "/_synapse/admin/v2/users/{}",
+            self.user_id(localpart)
+        ));
+        match status {
+            200 => Some(body),
+            404 => None,
+            s => panic!("admin API answered {s}: {body}"),
+        }
+    }
+
+    pub fn is_admin(&self, localpart: &str) -> bool {
+        let u = self.user(localpart).expect("user exists");
+        u["admin"] == json!(true) || u["admin"] == json!(1)
+    }
+
+    pub fn user_type(&self, localpart: &str) -> Option<String> {
+        self.user(localpart).expect("user exists")["user_type"]
+            .as_str()
+            .map(str::to_string)
+    }
+
+    pub fn devices(&self, localpart: &str) -> Vec<Value> {
+        let (status, body) = self.admin_get(&format!(
+            "/_synapse/admin/v2/users/{}/devices",
+            self.user_id(localpart)
+        ));
+        assert_eq!(status, 200, "{body}");
+        body["devices"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Logs in with a password; the access token on success.
+    pub fn login(&self, localpart: &str, password: &str) -> Option<String> {
+        let r = self
+            .http
+            .post(format!("{}/_matrix/client/v3/login", self.url))
+            .json(&json!({
+                "type": "m.login.password",
+                "identifier": {"type": "m.id.user", "user": localpart},
+                "password": password,
+            }))
+            .send()
+            .unwrap();
+        if r.status().as_u16() != 200 {
+            return None;
+        }
+        let body: Value = r.json().unwrap();
+        body["access_token"].as_str().map(str::to_string)
+    }
+
+    /// A client-API request as the holder of `token`.
+    pub fn client(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut rb = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{}", self.url, path))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let r = rb.send().unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+
+    /// Registers a user directly (as the test's own setup, not the tool).
+    pub fn register_directly(&self, localpart: &str, password: &str, admin: bool) -> String {
+        let code = crate::Test::new()
+            .args([
+                "-u",
+                localpart,
+                "-p",
+                password,
+                "-k",
+                &self.secret,
+                &self.url,
+            ])
+            .arg(if admin { "-a" } else { "--no-admin" })
+            .run()
+            .code;
+        assert_eq!(code, 0, "setup registration of {localpart}");
+        self.user_id(localpart)
+    }
+}
