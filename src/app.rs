@@ -4,7 +4,8 @@
 use crate::cli::Cli;
 use crate::console::{Console, Level};
 use crate::error::{Error, exit};
-use crate::pipeline::{Ctx, NoHooks, Record, Runner, Stage};
+use crate::hooks::{HookOptions, LuaHooks};
+use crate::pipeline::{Ctx, Outcome, Record, Resolved, Runner, Stage};
 use crate::prompt::Terminal;
 use crate::secret::Secret;
 use clap::Parser;
@@ -32,11 +33,16 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// The record the command line describes, before any stage has run.
-pub fn record_from_cli(cli: &Cli) -> Record {
-    Record {
+/// The record the command line describes, before any stage has run. The
+/// password file is read here, so `before_input` hooks see its password.
+pub fn record_from_cli(cli: &Cli) -> Result<Record, Error> {
+    let password = match &cli.password_file {
+        Some(path) => Some(crate::stages::input::read_password_file(path)?),
+        None => cli.password.clone().map(Secret::new),
+    };
+    Ok(Record {
         username: cli.user.clone(),
-        password: cli.password.clone().map(Secret::new),
+        password,
         displayname: cli.displayname.clone(),
         admin: match (cli.admin, cli.no_admin) {
             (true, _) => Some(true),
@@ -46,14 +52,77 @@ pub fn record_from_cli(cli: &Cli) -> Record {
         user_type: cli.user_type.clone(),
         server_url: cli.server_url.clone(),
         ..Record::default()
+    })
+}
+
+pub fn hook_options(cli: &Cli, level: Level) -> HookOptions {
+    HookOptions {
+        unsafe_libs: cli.hook_unsafe,
+        timeout: cli.hook_timeout,
+        memory: (cli.hook_memory as usize) << 20,
+        level,
+        ..HookOptions::default()
     }
+}
+
+/// Hooks from `--hook`, in command-line order.
+pub fn cli_hooks(cli: &Cli, level: Level) -> Result<LuaHooks, Error> {
+    let mut hooks = LuaHooks::new(&hook_options(cli, level))?;
+    for f in &cli.hooks {
+        hooks.load(f)?;
+    }
+    Ok(hooks)
+}
+
+/// Adds what the config stage resolved: the config's own hooks (after those
+/// from `--hook`), `rnmu.config`, and the shared secret to mask in hook logs.
+pub fn add_config_hooks(hooks: &mut LuaHooks, resolved: &Resolved) -> Result<(), Error> {
+    hooks.add_redaction(&resolved.secret);
+    hooks.set_config(&resolved.tool_config)?;
+    for f in &resolved.config_hooks {
+        hooks.load(f)?;
+    }
+    Ok(())
 }
 
 /// One registration from the command line.
 pub fn run(cli: &Cli, console: &Console) -> Result<(), Error> {
+    let mut hooks = cli_hooks(cli, console.level())?;
     let mut prompter = Terminal;
     let mut ctx = Ctx::new(cli, console, &mut prompter);
-    let mut hooks = NoHooks;
-    let mut rec = record_from_cli(cli);
-    Runner::new(&mut hooks, false).run(&Stage::ALL, &mut rec, &mut ctx)
+    let mut rec = record_from_cli(cli)?;
+
+    Runner::new(&mut hooks, cli.dry_run).run(&[Stage::Config], &mut rec, &mut ctx)?;
+    let resolved = ctx.resolved()?;
+    add_config_hooks(&mut hooks, &resolved)?;
+
+    let stages: &[Stage] = if cli.dry_run {
+        &Stage::DRY_RUN
+    } else {
+        &Stage::ALL
+    };
+    Runner::new(&mut hooks, cli.dry_run).run(&stages[1..], &mut rec, &mut ctx)?;
+    if cli.dry_run {
+        rec.outcome = Some(Outcome::DryRun);
+        console.status(&dry_run_report(&rec)?);
+    }
+    Ok(())
+}
+
+/// What a dry run prints: where the request would go and its body, with the
+/// password and the MAC masked.
+pub fn dry_run_report(rec: &Record) -> Result<String, Error> {
+    let req = crate::stages::submit::request(rec)?;
+    let mut body = serde_json::to_value(&req).map_err(|e| Error::Input(e.to_string()))?;
+    body["password"] = "********".into();
+    body["mac"] = "********".into();
+    Ok(format!(
+        "Dry run: nothing was sent. Would POST to {}{}:\n{}",
+        rec.server_url
+            .as_deref()
+            .unwrap_or("?")
+            .trim_end_matches('/'),
+        crate::homeserver::REGISTER_PATH,
+        body
+    ))
 }

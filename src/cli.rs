@@ -92,8 +92,41 @@ pub struct Cli {
     #[arg(short = 'q', long = "quiet", conflicts_with = "verbose")]
     pub quiet: bool,
 
+    /// [extension] Run the Lua hook FILE between the pipeline's stages (repeatable; run in the
+    /// order given, before hooks listed in the config). See docs/hooks.md.
+    #[arg(long = "hook", value_name = "FILE", action = ArgAction::Append)]
+    pub hooks: Vec<PathBuf>,
+
+    /// [extension] Give hooks the full Lua standard library (os.execute, io, debug, C modules).
+    #[arg(long = "hook-unsafe")]
+    pub hook_unsafe: bool,
+
+    /// [extension] The longest one hook call may run, in seconds.
+    #[arg(long = "hook-timeout", value_name = "SECS", default_value = "5", value_parser = parse_secs)]
+    pub hook_timeout: std::time::Duration,
+
+    /// [extension] The most memory the hooks' Lua state may use, in MiB.
+    #[arg(long = "hook-memory", value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub hook_memory: u64,
+
+    /// [extension] Run every stage up to signing, with hooks, and print the request that would
+    /// be sent (password and MAC masked). Contacts no server and registers nobody.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+
     /// URL of the homeserver. Default: the first plain-HTTP client listener in the
     /// config file, else http://localhost:8008.
     #[arg(value_name = "server_url")]
     pub server_url: Option<String>,
+}
+
+/// Seconds as a positive decimal number.
+pub fn parse_secs(s: &str) -> Result<std::time::Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(secs > 0.0 && secs <= 86_400.0) {
+        return Err(format!("{s} is not between 0 and 86400 seconds"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }

@@ -194,19 +194,21 @@ impl Homeserver {
         Ok(())
     }
 
-    /// Any client-API request, authenticated with `token` when given.
+    /// Any client-API request, authenticated with `token` when given: the
+    /// status and the JSON body (`null` when the body is not JSON), whatever
+    /// the status.
     pub fn request(
         &self,
         method: &str,
         path: &str,
         token: Option<&Secret>,
         body: Option<&Value>,
-    ) -> Result<Value, HsError> {
+    ) -> Result<(u16, Value), HsError> {
         let url = self.url(path);
         let method =
             reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).map_err(|_| {
                 HsError::Body {
-                    url: url.clone(),
+                    url: self.shown(&url),
                     cause: format!("{method:?} is not an HTTP method"),
                 }
             })?;
@@ -217,16 +219,27 @@ impl Homeserver {
         if let Some(b) = body {
             rb = rb.json(b);
         }
-        self.send(&url, rb)
+        let (status, parsed) = self.exchange(&self.shown(&url), rb)?;
+        Ok((status, parsed.unwrap_or(Value::Null)))
     }
 
+    /// Sends a request; the status and the body, if it is JSON.
+    fn exchange(
+        &self,
+        url: &str,
+        rb: reqwest::blocking::RequestBuilder,
+    ) -> Result<(u16, Option<Value>), HsError> {
+        let resp = rb.send().map_err(|e| self.transport_error(url, &e))?;
+        let status = resp.status().as_u16();
+        let text = resp.text().map_err(|e| self.transport_error(url, &e))?;
+        Ok((status, serde_json::from_str(&text).ok()))
+    }
+
+    /// Sends a request that must answer 200 with JSON.
     fn send(&self, url: &str, rb: reqwest::blocking::RequestBuilder) -> Result<Value, HsError> {
         let url = &self.shown(url);
-        let resp = rb.send().map_err(|e| self.transport_error(url, &e))?;
-        let status = resp.status();
-        let text = resp.text().map_err(|e| self.transport_error(url, &e))?;
-        let parsed: Option<Value> = serde_json::from_str(&text).ok();
-        if status.as_u16() == 200 {
+        let (status, parsed) = self.exchange(url, rb)?;
+        if status == 200 {
             return parsed.ok_or_else(|| HsError::Body {
                 url: url.to_string(),
                 cause: "not JSON".into(),
@@ -239,10 +252,14 @@ impl Homeserver {
                 .and_then(Value::as_str)
                 .map(str::to_string)
         };
+        let code = reqwest::StatusCode::from_u16(status).ok();
         Err(HsError::Status {
             url: url.to_string(),
-            status: status.as_u16(),
-            reason: status.canonical_reason().unwrap_or("").to_string(),
+            status,
+            reason: code
+                .and_then(|c| c.canonical_reason())
+                .unwrap_or("")
+                .to_string(),
             errcode: field("errcode"),
             error: field("error"),
             json: parsed.as_ref().is_some_and(Value::is_object),

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod console;
 pub mod error;
 pub mod homeserver;
+pub mod hooks;
 pub mod pipeline;
 pub mod prompt;
 pub mod secret;

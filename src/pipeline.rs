@@ -152,11 +152,6 @@ pub struct HookCall<'a> {
 /// the other.
 pub trait Hooks {
     fn fire(&mut self, call: &HookCall<'_>, rec: &mut Record) -> Result<(), Error>;
-
-    /// Hooks that arrive with the config (a `hooks:` list in a `-c` file).
-    fn load_from_config(&mut self, _files: &[std::path::PathBuf]) -> Result<(), Error> {
-        Ok(())
-    }
 }
 
 pub struct NoHooks;
@@ -185,6 +180,11 @@ pub struct Ctx<'a> {
     pub prompter: &'a mut dyn Prompter,
     pub resolved: Option<Arc<Resolved>>,
     pub timeout: Duration,
+    /// `--dry-run`: nothing is sent to the server.
+    pub dry_run: bool,
+    /// Print a generated password once the account exists (single
+    /// registrations; batch runs record it in the results file instead).
+    pub reveal_generated: bool,
     servers: HashMap<String, Homeserver>,
 }
 
@@ -196,6 +196,8 @@ impl<'a> Ctx<'a> {
             prompter,
             resolved: None,
             timeout: Duration::from_secs(30),
+            dry_run: cli.dry_run,
+            reveal_generated: true,
             servers: HashMap::new(),
         }
     }

@@ -1,6 +1,6 @@
-//! Gather input: the localpart, the password and the admin choice, from the
-//! record as flags, hooks or a batch row left it, then from the password file,
-//! then by asking, in the original's order and with its prompts.
+//! Gather input: the localpart, the password and the admin choice. What flags,
+//! the password file, hooks or a batch row left in the record stands; the rest
+//! is asked for, in the original's order and with its prompts.
 
 use crate::error::Error;
 use crate::pipeline::{Ctx, Record};
@@ -20,11 +20,6 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         return Err(Error::Refused("Invalid user name"));
     }
 
-    if rec.password.is_none() {
-        if let Some(path) = &ctx.cli.password_file {
-            rec.password = Some(read_password_file(path)?);
-        }
-    }
     if rec.password.as_ref().is_none_or(Secret::is_empty) {
         let password = ctx.prompter.password("Password")?;
         if password.is_empty() {

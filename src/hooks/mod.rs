@@ -1,0 +1,287 @@
+//! Lua hooks: site code that runs between the pipeline's stages.
+//!
+//! A hook file is a Lua 5.4 chunk that returns a table of functions keyed by
+//! hook point (`before_input`, `after_submit`, `on_error`, ...). Each function
+//! gets the registration record and a context table; what it changes in the
+//! record flows back into the pipeline. [`LuaHooks`] implements the runner's
+//! [`Hooks`] trait; one instance owns one Lua state (a batch worker has its
+//! own). See docs/hooks.md for the contract.
+//!
+//! - `sandbox`: the Lua state, the safe standard library, and the limits
+//!   (a deadline per call, a memory cap).
+//! - `host`: the `rnmu` module the hooks call into.
+//! - `record`: the record as a Lua table, and back.
+
+mod host;
+mod record;
+mod sandbox;
+
+use crate::console::Level;
+use crate::error::Error;
+use crate::pipeline::{HookCall, HookPoint, Hooks, Record, Stage};
+use crate::secret::Secret;
+use mlua::{Function, Lua, Table, Value};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+pub use host::generate_password;
+
+/// How hooks are loaded and limited.
+#[derive(Debug, Clone)]
+pub struct HookOptions {
+    /// Open the full standard library (`os.execute`, `io`, `debug`, ...).
+    pub unsafe_libs: bool,
+    /// The longest a single hook call may run.
+    pub timeout: Duration,
+    /// The most memory the Lua state may hold, in bytes.
+    pub memory: usize,
+    pub level: Level,
+    /// The config's `register_new_matrix_user` section, as `rnmu.config`.
+    pub tool_config: serde_json::Value,
+    /// The timeout of HTTP requests made by hooks.
+    pub http_timeout: Duration,
+}
+
+impl Default for HookOptions {
+    fn default() -> Self {
+        HookOptions {
+            unsafe_libs: false,
+            timeout: Duration::from_secs(5),
+            memory: 64 << 20,
+            level: Level::Normal,
+            tool_config: serde_json::Value::Null,
+            http_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+struct HookFile {
+    path: PathBuf,
+    /// Shown in messages: the path as given.
+    name: String,
+}
+
+/// Every hook file of a run, loaded into one Lua state.
+pub struct LuaHooks {
+    lua: Lua,
+    limits: Rc<sandbox::Limits>,
+    host: Rc<host::Host>,
+    files: Vec<HookFile>,
+    /// For each hook point, the functions that handle it, in run order.
+    points: HashMap<HookPoint, Vec<(usize, Function)>>,
+    timeout: Duration,
+}
+
+impl LuaHooks {
+    pub fn new(opts: &HookOptions) -> Result<Self, Error> {
+        let (lua, limits) = sandbox::new_state(opts).map_err(|e| Error::Hook {
+            hook: "(engine)".into(),
+            message: format!("cannot start Lua: {e}"),
+        })?;
+        let host = Rc::new(host::Host::new(opts));
+        host::install(&lua, &host, opts).map_err(|e| Error::Hook {
+            hook: "(engine)".into(),
+            message: format!("cannot install the host API: {e}"),
+        })?;
+        Ok(LuaHooks {
+            lua,
+            limits,
+            host,
+            files: Vec::new(),
+            points: HashMap::new(),
+            timeout: opts.timeout,
+        })
+    }
+
+    /// Whether any hook file is loaded.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// Whether some hook handles `point`.
+    pub fn handles(&self, point: HookPoint) -> bool {
+        self.points.contains_key(&point)
+    }
+
+    /// Loads one hook file; its functions run after those already loaded.
+    pub fn load(&mut self, path: &Path) -> Result<(), Error> {
+        let name = path.display().to_string();
+        let fail = |message: String| Error::Hook {
+            hook: name.clone(),
+            message,
+        };
+        let code = std::fs::read(path).map_err(|e| {
+            fail(format!(
+                "cannot read it: {}",
+                crate::stages::config::io_cause(&e)
+            ))
+        })?;
+        if code.first() == Some(&0x1b) {
+            return Err(fail(
+                "is a precompiled (binary) chunk; hooks must be Lua source".into(),
+            ));
+        }
+        let chunk = self
+            .lua
+            .load(&code[..])
+            .set_name(format!("@{name}"))
+            .set_mode(mlua::ChunkMode::Text);
+        let table: Value = self
+            .limits
+            .guard(self.timeout, || chunk.eval())
+            .map_err(|e| fail(sandbox::describe(&e, &self.limits, self.timeout)))?;
+        let Value::Table(table) = table else {
+            return Err(fail(format!(
+                "must return a table of functions keyed by hook point, not {}",
+                table.type_name()
+            )));
+        };
+        let idx = self.files.len();
+        for pair in table.pairs::<Value, Value>() {
+            let (k, v) = pair.map_err(|e| fail(e.to_string()))?;
+            let key = match &k {
+                Value::String(s) => s.to_string_lossy(),
+                other => {
+                    return Err(fail(format!(
+                        "has a {} key; keys must be hook point names",
+                        other.type_name()
+                    )));
+                }
+            };
+            let point = parse_point(&key).ok_or_else(|| {
+                fail(format!(
+                    "{key:?} is not a hook point (see docs/hooks.md for the list)"
+                ))
+            })?;
+            let Value::Function(f) = v else {
+                return Err(fail(format!(
+                    "{key} must be a function, not {}",
+                    v.type_name()
+                )));
+            };
+            self.points.entry(point).or_default().push((idx, f));
+        }
+        self.files.push(HookFile {
+            path: path.to_path_buf(),
+            name,
+        });
+        Ok(())
+    }
+
+    /// Makes the config's `register_new_matrix_user` section `rnmu.config`.
+    pub fn set_config(&self, config: &serde_json::Value) -> Result<(), Error> {
+        let set = || -> mlua::Result<()> {
+            let rnmu: Table = self.lua.globals().get("rnmu")?;
+            rnmu.set("config", to_lua_value(&self.lua, config)?)
+        };
+        set().map_err(|e| Error::Hook {
+            hook: "(engine)".into(),
+            message: format!("cannot pass the config to hooks: {e}"),
+        })
+    }
+
+    /// Secrets that hook logs must never show.
+    pub fn add_redaction(&self, secret: &Secret) {
+        self.host.redact(secret);
+    }
+}
+
+/// JSON as Lua values; `null` becomes `nil`, and a missing config an empty table.
+pub(crate) fn to_lua_value(lua: &Lua, v: &serde_json::Value) -> mlua::Result<Value> {
+    use mlua::{LuaSerdeExt, SerializeOptions};
+    if v.is_null() {
+        return Ok(Value::Table(lua.create_table()?));
+    }
+    let opts = SerializeOptions::new()
+        .serialize_none_to_null(false)
+        .serialize_unit_to_null(false);
+    lua.to_value_with(v, opts)
+}
+
+fn parse_point(key: &str) -> Option<HookPoint> {
+    if key == "on_error" {
+        return Some(HookPoint::OnError);
+    }
+    let (when, stage) = key.split_once('_')?;
+    let stage = Stage::ALL.into_iter().find(|s| s.name() == stage)?;
+    match when {
+        "before" => Some(HookPoint::Before(stage)),
+        "after" => Some(HookPoint::After(stage)),
+        _ => None,
+    }
+}
+
+impl Hooks for LuaHooks {
+    fn fire(&mut self, call: &HookCall<'_>, rec: &mut Record) -> Result<(), Error> {
+        let Some(funcs) = self.points.get(&call.point) else {
+            return Ok(());
+        };
+        self.host.set_record_secrets(rec);
+        for (idx, func) in funcs {
+            let file = &self.files[*idx];
+            let fail = |message: String| located(&file.name, call.point, message);
+            let table = record::to_lua(&self.lua, rec).map_err(|e| fail(e.to_string()))?;
+            let ctx = self.context(call, file).map_err(|e| fail(e.to_string()))?;
+            self.host
+                .set_server(call.server_url.or(rec.server_url.as_deref()));
+            let returned: Value = self
+                .limits
+                .guard(self.timeout, || func.call((table.clone(), ctx)))
+                .map_err(|e| fail(sandbox::describe(&e, &self.limits, self.timeout)))?;
+            let table = match returned {
+                Value::Nil => table,
+                Value::Table(t) => t,
+                other => {
+                    return Err(fail(format!(
+                        "returned a {}; return nothing, or the record table",
+                        other.type_name()
+                    )));
+                }
+            };
+            record::from_lua(&self.lua, &table, rec).map_err(fail)?;
+            self.host.set_record_secrets(rec);
+        }
+        Ok(())
+    }
+}
+
+/// A hook error, with the file and line where Lua gives them
+/// (`hook policy.lua:12 (after_input): that name is reserved`).
+fn located(file: &str, point: HookPoint, message: String) -> Error {
+    let at = message
+        .strip_prefix(file)
+        .and_then(|rest| rest.strip_prefix(':'))
+        .and_then(|rest| rest.split_once(": "))
+        .filter(|(line, _)| !line.is_empty() && line.bytes().all(|b| b.is_ascii_digit()));
+    match at {
+        Some((line, msg)) => Error::Hook {
+            hook: format!("{file}:{line} ({point})"),
+            message: msg.to_string(),
+        },
+        None => Error::Hook {
+            hook: format!("{file} ({point})"),
+            message,
+        },
+    }
+}
+
+impl LuaHooks {
+    fn context(&self, call: &HookCall<'_>, file: &HookFile) -> mlua::Result<Table> {
+        let ctx = self.lua.create_table_with_capacity(0, 7)?;
+        let (stage, when) = match call.point {
+            HookPoint::Before(s) => (Some(s.name()), "before"),
+            HookPoint::After(s) => (Some(s.name()), "after"),
+            HookPoint::OnError => (None, "on_error"),
+        };
+        ctx.raw_set("point", call.point.to_string())?;
+        ctx.raw_set("stage", stage)?;
+        ctx.raw_set("when", when)?;
+        ctx.raw_set("hook_file", file.path.display().to_string())?;
+        ctx.raw_set("server_url", call.server_url)?;
+        ctx.raw_set("dry_run", call.dry_run)?;
+        ctx.raw_set("error", call.error.as_deref())?;
+        Ok(ctx)
+    }
+}
