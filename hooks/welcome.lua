@@ -48,7 +48,7 @@ local function fill(template, rec)
     username = rec.username or "",
     displayname = rec.displayname or rec.username or "",
   }
-  return (string.gsub(template, "{(%w+)}", function(k) return values[k] end))
+  return (string.gsub(template, "{([%w_]+)}", function(k) return values[k] end))
 end
 
 return {

@@ -135,7 +135,7 @@ impl LuaHooks {
         let Value::Table(table) = table else {
             return Err(fail(format!(
                 "must return a table of functions keyed by hook point, not {}",
-                table.type_name()
+                a_type(&table)
             )));
         };
         let idx = self.files.len();
@@ -235,15 +235,33 @@ impl Hooks for LuaHooks {
                 Value::Table(t) => t,
                 other => {
                     return Err(fail(format!(
-                        "returned a {}; return nothing, or the record table",
-                        other.type_name()
+                        "returned {}; return nothing, or the record table",
+                        a_type(&other)
                     )));
                 }
             };
-            record::from_lua(&self.lua, &table, rec).map_err(fail)?;
+            record::from_lua(&self.lua, &table, rec, after_validation(call.point)).map_err(fail)?;
             self.host.set_record_secrets(rec);
         }
         Ok(())
+    }
+}
+
+/// "a number", "a string", ... for messages.
+fn a_type(v: &Value) -> String {
+    match v {
+        Value::Integer(_) | Value::Number(_) => "a number".into(),
+        other => format!("a {}", other.type_name()),
+    }
+}
+
+/// Whether a hook point comes after the validate stage.
+fn after_validation(point: HookPoint) -> bool {
+    let pos = |s: Stage| Stage::ALL.iter().position(|x| *x == s);
+    match point {
+        HookPoint::Before(s) => pos(s) > pos(Stage::Validate),
+        HookPoint::After(s) => pos(s) >= pos(Stage::Validate),
+        HookPoint::OnError => false,
     }
 }
 

@@ -45,17 +45,42 @@ pub fn to_lua(lua: &Lua, rec: &Record) -> mlua::Result<Table> {
 }
 
 /// Reads the writable fields back; a field of the wrong type is an error.
-pub fn from_lua(lua: &Lua, t: &Table, rec: &mut Record) -> Result<(), String> {
-    rec.username = string(t, "username")?;
-    rec.password = string(t, "password")?.map(Secret::new);
-    rec.displayname = string(t, "displayname")?;
-    rec.user_type = string(t, "user_type")?;
-    rec.server_url = string(t, "server_url")?;
-    rec.admin = match get(t, "admin")? {
+///
+/// With `validated`, the hook runs after the validate stage, and the fields
+/// that stage judged must come back unchanged: no hook can slip a value past
+/// validation.
+pub fn from_lua(lua: &Lua, t: &Table, rec: &mut Record, validated: bool) -> Result<(), String> {
+    let username = string(t, "username")?;
+    let password = string(t, "password")?.map(Secret::new);
+    let displayname = string(t, "displayname")?;
+    let user_type = string(t, "user_type")?;
+    let server_url = string(t, "server_url")?;
+    let admin = match get(t, "admin")? {
         Value::Nil => None,
         Value::Boolean(b) => Some(b),
         other => return Err(wrong("admin", "a boolean or nil", &other)),
     };
+    if validated {
+        let changed = [
+            ("username", username != rec.username),
+            ("password", password != rec.password),
+            ("displayname", displayname != rec.displayname),
+            ("user_type", user_type != rec.user_type),
+            ("server_url", server_url != rec.server_url),
+            ("admin", admin != rec.admin),
+        ];
+        if let Some((field, _)) = changed.iter().find(|(_, c)| *c) {
+            return Err(format!(
+                "changed record.{field} after the validate stage; set it in a hook up to before_validate"
+            ));
+        }
+    }
+    rec.username = username;
+    rec.password = password;
+    rec.displayname = displayname;
+    rec.user_type = user_type;
+    rec.server_url = server_url;
+    rec.admin = admin;
     rec.want_session = flag(t, "want_session")?;
     rec.password_generated = flag(t, "password_generated")?;
     rec.extra = match get(t, "extra")? {

@@ -256,7 +256,7 @@ fn truthy(v: &Value) -> bool {
     }
 }
 
-fn check_url(url: &str) -> Result<(), Error> {
+pub fn check_url(url: &str) -> Result<(), Error> {
     let ok = url.starts_with("http://") || url.starts_with("https://") || url.starts_with("unix:");
     if !ok {
         return Err(Error::Config(format!(

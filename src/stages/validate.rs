@@ -38,6 +38,9 @@ pub fn run(rec: &mut Record, _ctx: &mut Ctx<'_>) -> Result<(), Error> {
             )));
         }
     }
+    if let Some(url) = &rec.server_url {
+        super::config::check_url(url)?;
+    }
     if rec.displayname.as_deref().is_some_and(|d| d.contains('\0')) {
         return Err(Error::Input(format!(
             "{username}: the display name contains a NUL character"

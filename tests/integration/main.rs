@@ -4,6 +4,7 @@
 mod drop_in;
 mod errors;
 mod extensions;
+mod hooks;
 mod prompts;
 mod rig;
 
@@ -17,6 +18,7 @@ pub struct Test {
     args: Vec<String>,
     stdin: Option<Vec<u8>>,
     env: Vec<(String, String)>,
+    env_remove: Vec<String>,
 }
 
 /// What a run produced.
@@ -44,6 +46,7 @@ impl Test {
             args: Vec::new(),
             stdin: None,
             env: Vec::new(),
+            env_remove: Vec::new(),
         }
     }
 
@@ -71,6 +74,11 @@ impl Test {
         self
     }
 
+    pub fn env_remove(mut self, k: &str) -> Self {
+        self.env_remove.push(k.into());
+        self
+    }
+
     pub fn run(self) -> Run {
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args)
@@ -84,6 +92,9 @@ impl Test {
             .env_remove("RUST_BACKTRACE");
         for (k, v) in &self.env {
             cmd.env(k, v);
+        }
+        for k in &self.env_remove {
+            cmd.env_remove(k);
         }
         let mut child = cmd
             .spawn()
