@@ -138,19 +138,25 @@ pub fn generate_password(length: usize, alphabet: &str) -> Result<String, String
         return Err(format!("length must be 8 to 512, not {length}"));
     }
     let n = unique.len() as u32;
-    // Rejection sampling keeps every character equally likely.
+    // Rejection sampling keeps every character equally likely; the random
+    // bytes come in one read, topped up in the rare case too many are rejected.
     let zone = u32::MAX - (u32::MAX % n);
     let mut out = String::with_capacity(length);
     let mut have = 0;
+    let mut buf = vec![0u8; 4 * length + 32];
     while have < length {
-        let x = rand::rngs::OsRng
-            .try_next_u32()
+        rand::rngs::OsRng
+            .try_fill_bytes(&mut buf)
             .map_err(|e| format!("the system's random source failed: {e}"))?;
-        if x < zone {
-            out.push(unique[(x % n) as usize]);
-            have += 1;
+        for word in buf.chunks_exact(4) {
+            let x = u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
+            if x < zone && have < length {
+                out.push(unique[(x % n) as usize]);
+                have += 1;
+            }
         }
     }
+    buf.fill(0);
     Ok(out)
 }
 

@@ -130,7 +130,7 @@ impl LuaHooks {
             .set_mode(mlua::ChunkMode::Text);
         let table: Value = self
             .limits
-            .guard(self.timeout, || chunk.eval())
+            .guard(&self.lua, self.timeout, || chunk.eval())
             .map_err(|e| fail(sandbox::describe(&e, &self.limits, self.timeout)))?;
         let Value::Table(table) = table else {
             return Err(fail(format!(
@@ -228,7 +228,7 @@ impl Hooks for LuaHooks {
                 .set_server(call.server_url.or(rec.server_url.as_deref()));
             let returned: Value = self
                 .limits
-                .guard(self.timeout, || func.call((table.clone(), ctx)))
+                .guard(&self.lua, self.timeout, || func.call((table.clone(), ctx)))
                 .map_err(|e| fail(sandbox::describe(&e, &self.limits, self.timeout)))?;
             let table = match returned {
                 Value::Nil => table,
