@@ -9,6 +9,7 @@ use crate::pipeline::{Ctx, Outcome, Record, Resolved, Runner, Stage};
 use crate::prompt::Terminal;
 use crate::secret::Secret;
 use clap::Parser;
+use std::io::Write;
 use std::process::ExitCode;
 
 pub fn main() -> ExitCode {
@@ -23,9 +24,13 @@ pub fn main() -> ExitCode {
             });
         }
     };
-    let console = Console::new(Level::from_flags(cli.quiet, cli.verbose), false);
-    match run(&cli, &console) {
-        Ok(()) => ExitCode::from(exit::OK),
+    let console = Console::new(Level::from_flags(cli.quiet, cli.verbose), cli.json);
+    let result = match &cli.batch {
+        Some(path) => crate::batch::run(&cli, path, &console),
+        None => run(&cli, &console).map(|()| exit::OK),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             e.report(&console);
             ExitCode::from(e.exit_code())
@@ -85,14 +90,26 @@ pub fn add_config_hooks(hooks: &mut LuaHooks, resolved: &Resolved) -> Result<(),
     Ok(())
 }
 
-/// One registration from the command line.
+/// One registration from the command line. With `--json`, its result is
+/// printed as a JSON line whatever happened.
 pub fn run(cli: &Cli, console: &Console) -> Result<(), Error> {
+    let mut rec = Record::default();
+    let result = run_one(cli, console, &mut rec);
+    if cli.json {
+        let report = crate::report::Report::of(&rec, &result);
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", report.to_json_line());
+    }
+    result
+}
+
+fn run_one(cli: &Cli, console: &Console, rec: &mut Record) -> Result<(), Error> {
     let mut hooks = cli_hooks(cli, console.level())?;
     let mut prompter = Terminal;
     let mut ctx = Ctx::new(cli, console, &mut prompter);
-    let mut rec = record_from_cli(cli)?;
+    *rec = record_from_cli(cli)?;
 
-    Runner::new(&mut hooks, cli.dry_run).run(&[Stage::Config], &mut rec, &mut ctx)?;
+    Runner::new(&mut hooks, cli.dry_run).run(&[Stage::Config], rec, &mut ctx)?;
     let resolved = ctx.resolved()?;
     add_config_hooks(&mut hooks, &resolved)?;
 
@@ -101,10 +118,10 @@ pub fn run(cli: &Cli, console: &Console) -> Result<(), Error> {
     } else {
         &Stage::ALL
     };
-    Runner::new(&mut hooks, cli.dry_run).run(&stages[1..], &mut rec, &mut ctx)?;
+    Runner::new(&mut hooks, cli.dry_run).run(&stages[1..], rec, &mut ctx)?;
     if cli.dry_run {
         rec.outcome = Some(Outcome::DryRun);
-        console.status(&dry_run_report(&rec)?);
+        console.status(&dry_run_report(rec)?);
     }
     Ok(())
 }

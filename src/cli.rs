@@ -114,6 +114,34 @@ pub struct Cli {
     #[arg(long = "dry-run")]
     pub dry_run: bool,
 
+    /// [extension] How often to try again after a rate limit, an expired nonce, a 5xx answer or a
+    /// dropped connection. Default: 0 for one registration (as the original), 5 for --batch.
+    #[arg(long = "retries", value_name = "N")]
+    pub retries: Option<u32>,
+
+    /// [extension] Register one user per row of FILE (`-` for standard input): CSV with a header
+    /// row, JSON Lines, or a YAML list. Flags given here are defaults for every row.
+    #[arg(long = "batch", value_name = "FILE", conflicts_with = "user")]
+    pub batch: Option<PathBuf>,
+
+    /// [extension] The batch file's format, when its extension does not say.
+    #[arg(long = "batch-format", value_name = "FORMAT", requires = "batch")]
+    pub batch_format: Option<crate::batch::reader::Format>,
+
+    /// [extension] How many rows of a batch run at once.
+    #[arg(long = "jobs", short = 'j', value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+
+    /// [extension] Append one JSON result per batch row to FILE (mode 0600); running again with the
+    /// same FILE resumes the batch.
+    #[arg(long = "output", short = 'o', value_name = "FILE", requires = "batch")]
+    pub output: Option<PathBuf>,
+
+    /// [extension] Print one JSON result per registration on standard output; the usual lines go
+    /// to standard error.
+    #[arg(long = "json")]
+    pub json: bool,
+
     /// URL of the homeserver. Default: the first plain-HTTP client listener in the
     /// config file, else http://localhost:8008.
     #[arg(value_name = "server_url")]

@@ -3,6 +3,8 @@
 
 use crate::console::Console;
 use crate::homeserver::HsError;
+use crate::pipeline::Stage;
+use std::time::Duration;
 
 /// Exit statuses (documented in `--help` and the README).
 pub mod exit {
@@ -40,6 +42,20 @@ pub enum Error {
     #[error("hook {hook}: {message}")]
     Hook { hook: String, message: String },
 
+    /// A failure worth trying again from an earlier stage: a rate limit, an
+    /// expired nonce, a server restarting. The runner retries when the run
+    /// allows it (`--retries`), and reports `cause` when it does not.
+    #[error("{cause}")]
+    Again {
+        from: Stage,
+        wait: Option<Duration>,
+        cause: Box<Error>,
+    },
+
+    /// The results file cannot be written.
+    #[error("{0}")]
+    Output(String),
+
     /// Something failed after the account was created; the account stays.
     #[error("the account {user_id} was created, but {step} failed: {cause}")]
     AfterCreate {
@@ -54,6 +70,7 @@ impl Error {
         match self {
             Error::Usage(_) => exit::USAGE,
             Error::AfterCreate { .. } => exit::AFTER_CREATE,
+            Error::Again { cause, .. } => cause.exit_code(),
             _ => exit::FAILED,
         }
     }
@@ -63,6 +80,7 @@ impl Error {
     pub fn report(&self, console: &Console) {
         match self {
             Error::Refused(line) => console.status_always(line),
+            Error::Again { cause, .. } => cause.report(console),
             Error::Server(HsError::Status {
                 status,
                 reason,

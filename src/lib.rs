@@ -7,6 +7,7 @@
 //! statuses in one place.
 
 pub mod app;
+pub mod batch;
 pub mod cli;
 pub mod console;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod homeserver;
 pub mod hooks;
 pub mod pipeline;
 pub mod prompt;
+pub mod report;
 pub mod secret;
 pub mod stages;
 

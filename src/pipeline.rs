@@ -39,6 +39,10 @@ pub struct Record {
     pub want_session: bool,
 
     // Filled in by the stages.
+    /// A registration request may have reached the server without its answer
+    /// reaching us (a dropped connection, a 5xx): a later "user in use" is
+    /// then settled by logging in with the password.
+    pub maybe_sent: bool,
     pub nonce: Option<String>,
     pub mac: Option<String>,
     pub user_id: Option<String>,
@@ -182,6 +186,11 @@ pub struct Ctx<'a> {
     pub timeout: Duration,
     /// `--dry-run`: nothing is sent to the server.
     pub dry_run: bool,
+    /// How often a retryable failure is tried again (`--retries`).
+    pub retries: u32,
+    /// Generate a password for a record that has none, instead of asking
+    /// (batch rows).
+    pub generate_missing_password: bool,
     /// Print a generated password once the account exists (single
     /// registrations; batch runs record it in the results file instead).
     pub reveal_generated: bool,
@@ -197,6 +206,8 @@ impl<'a> Ctx<'a> {
             resolved: None,
             timeout: Duration::from_secs(30),
             dry_run: cli.dry_run,
+            retries: cli.retries.unwrap_or(0),
+            generate_missing_password: false,
             reveal_generated: true,
             servers: HashMap::new(),
         }
@@ -227,6 +238,12 @@ impl<'a> Ctx<'a> {
             })
         })
     }
+}
+
+/// The wait before retry number `attempt` (1, 2, ...): 0.25 s doubling, at most 8 s.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(250u64.saturating_mul(1 << attempt.min(5).saturating_sub(1)))
+        .min(Duration::from_secs(8))
 }
 
 /// Runs stages in order over one record, firing hooks before and after each.
@@ -290,11 +307,31 @@ impl<'h> Runner<'h> {
         ctx: &mut Ctx<'_>,
         step: &mut String,
     ) -> Result<(), Error> {
-        for &stage in stages {
+        let mut attempt = 0;
+        let mut i = 0;
+        while let Some(&stage) = stages.get(i) {
             self.fire(HookPoint::Before(stage), rec, step)?;
             *step = format!("the {stage} stage");
-            stage.run(rec, ctx)?;
+            match stage.run(rec, ctx) {
+                Ok(()) => {}
+                Err(Error::Again { from, wait, cause }) if attempt < ctx.retries => {
+                    attempt += 1;
+                    let wait = wait.unwrap_or_else(|| backoff(attempt));
+                    ctx.console.verbose(&format!(
+                        "{}: {cause}; trying again from the {from} stage in {:.1} s ({attempt}/{})",
+                        rec.username.as_deref().unwrap_or("?"),
+                        wait.as_secs_f64(),
+                        ctx.retries
+                    ));
+                    std::thread::sleep(wait);
+                    i = stages.iter().position(|s| *s == from).unwrap_or(i);
+                    continue;
+                }
+                Err(Error::Again { cause, .. }) => return Err(*cause),
+                Err(e) => return Err(e),
+            }
             self.fire(HookPoint::After(stage), rec, step)?;
+            i += 1;
         }
         Ok(())
     }

@@ -121,7 +121,8 @@ impl Host {
     }
 }
 
-const ALNUM: &str = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+/// Letters and digits without look-alikes (no I, O, l, 0, 1).
+pub const PASSWORD_ALPHABET: &str = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
 const SYMBOLS: &str = "-_.!~*@#%^+=";
 
 /// A password of `length` characters drawn uniformly from `alphabet` with the
@@ -202,7 +203,7 @@ pub fn install(lua: &Lua, host: &Rc<Host>, opts: &HookOptions) -> mlua::Result<(
                 .transpose()?
                 .flatten();
             let alphabet = alphabet.unwrap_or_else(|| {
-                let mut a = ALNUM.to_string();
+                let mut a = PASSWORD_ALPHABET.to_string();
                 if symbols.unwrap_or(false) {
                     a.push_str(SYMBOLS);
                 }

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
-pub use host::generate_password;
+pub use host::{PASSWORD_ALPHABET, generate_password};
 
 /// How hooks are loaded and limited.
 #[derive(Debug, Clone)]

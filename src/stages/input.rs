@@ -1,12 +1,16 @@
 //! Gather input: the localpart, the password and the admin choice. What flags,
 //! the password file, hooks or a batch row left in the record stands; the rest
-//! is asked for, in the original's order and with its prompts.
+//! is asked for, in the original's order and with its prompts. A batch row
+//! without a password gets a generated one instead of a question.
 
 use crate::error::Error;
 use crate::pipeline::{Ctx, Record};
 use crate::secret::Secret;
 use std::io::Read;
 use std::path::Path;
+
+/// The length of a password the tool generates for a batch row without one.
+pub const GENERATED_LENGTH: usize = 24;
 
 pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
     if rec.username.as_deref().unwrap_or("").is_empty() {
@@ -20,6 +24,12 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         return Err(Error::Refused("Invalid user name"));
     }
 
+    if rec.password.as_ref().is_none_or(Secret::is_empty) && ctx.generate_missing_password {
+        let pw = crate::hooks::generate_password(GENERATED_LENGTH, crate::hooks::PASSWORD_ALPHABET)
+            .map_err(Error::Input)?;
+        rec.password = Some(Secret::new(pw));
+        rec.password_generated = true;
+    }
     if rec.password.as_ref().is_none_or(Secret::is_empty) {
         let password = ctx.prompter.password("Password")?;
         if password.is_empty() {

@@ -1,0 +1,123 @@
+//! The results file (`--output`): one JSON line per row, created with mode
+//! 0600 because it holds generated passwords, and read back to resume.
+//!
+//! Every row gets a `pending` line, flushed to the file, before its
+//! registration request is sent (with the password when it was generated);
+//! its final line follows. So a crash can never leave an account whose
+//! password nobody has, nor one whose outcome nobody can settle. On the
+//! next run with the same file, the last line for a username decides:
+//! `registered` and `exists` rows are skipped, a `pending` row is settled
+//! (its recorded password is reused, and a "user in use" answer is checked
+//! by logging in), and anything else is tried again.
+
+use crate::error::Error;
+use crate::report::{Report, Status};
+use crate::secret::Secret;
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// What an earlier run recorded for a username.
+#[derive(Debug, Clone)]
+pub struct Prior {
+    pub status: Status,
+    pub user_id: Option<String>,
+    pub password: Option<Secret>,
+}
+
+pub struct Journal {
+    path: PathBuf,
+    file: Mutex<File>,
+    prior: HashMap<String, Prior>,
+}
+
+/// The key rows are matched on: the username as the server will store it.
+pub fn key(username: &str) -> String {
+    username.trim().to_lowercase()
+}
+
+impl Journal {
+    pub fn open(path: &Path) -> Result<Journal, Error> {
+        let fail = |what: &str, e: std::io::Error| {
+            Error::Output(format!(
+                "cannot {what} the results file {}: {}",
+                path.display(),
+                crate::stages::config::io_cause(&e)
+            ))
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| fail("open", e))?;
+        // An existing file may have been created with wider permissions.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| fail("restrict", e))?;
+        let mut prior: HashMap<String, Prior> = HashMap::new();
+        for line in BufReader::new(&file).lines() {
+            let line = line.map_err(|e| fail("read", e))?;
+            // A line cut short by a crash, or anything else, is passed over.
+            let Ok(r) = serde_json::from_str::<Report>(&line) else {
+                continue;
+            };
+            let Some(username) = r.username.as_deref() else {
+                continue;
+            };
+            let entry = prior.entry(key(username)).or_insert(Prior {
+                status: r.status,
+                user_id: None,
+                password: None,
+            });
+            entry.status = r.status;
+            entry.user_id = r.user_id.or(entry.user_id.take());
+            if r.password.is_some() {
+                entry.password = r.password;
+            }
+        }
+        // A crash mid-line leaves no newline: start on a fresh line.
+        let len = file.seek(SeekFrom::End(0)).map_err(|e| fail("read", e))?;
+        if len > 0 {
+            let mut last = [0u8; 1];
+            file.seek(SeekFrom::Start(len - 1))
+                .map_err(|e| fail("read", e))?;
+            file.read_exact(&mut last).map_err(|e| fail("read", e))?;
+            if last[0] != b'\n' {
+                file.write_all(b"\n").map_err(|e| fail("write", e))?;
+            }
+        }
+        Ok(Journal {
+            path: path.to_path_buf(),
+            file: Mutex::new(file),
+            prior,
+        })
+    }
+
+    pub fn prior(&self, username: &str) -> Option<&Prior> {
+        self.prior.get(&key(username))
+    }
+
+    /// Appends one line, written through to the operating system before this
+    /// returns.
+    pub fn write(&self, report: &Report) -> Result<(), Error> {
+        let mut line = report.to_json_line();
+        line.push('\n');
+        let mut f = self
+            .file
+            .lock()
+            .map_err(|_| Error::Output("the results file's lock is poisoned".into()))?;
+        f.write_all(line.as_bytes())
+            .and_then(|()| f.flush())
+            .map_err(|e| {
+                Error::Output(format!(
+                    "cannot write the results file {}: {}",
+                    self.path.display(),
+                    crate::stages::config::io_cause(&e)
+                ))
+            })
+    }
+}

@@ -1,0 +1,125 @@
+//! Batch onboarding (`--batch FILE`): many registrations through the same
+//! pipeline and hooks as one, concurrently, resumably, with machine-readable
+//! results.
+//!
+//! - `reader`: CSV, JSON Lines and YAML rows, streamed.
+//! - `pool`: the workers, each with its own Lua state and HTTP client.
+//! - `journal`: the results file, and resuming from it.
+//! - `progress`: the bar or the plain lines, and the summary.
+//!
+//! The config stage runs once for the whole batch; each row then runs from
+//! the input stage on. Flags on the command line are defaults for every row.
+
+pub mod journal;
+mod pool;
+pub mod progress;
+pub mod reader;
+
+use crate::app;
+use crate::cli::Cli;
+use crate::console::{Console, Level};
+use crate::error::{Error, exit};
+use crate::pipeline::{Ctx, Runner, Stage};
+use crate::prompt::NoPrompts;
+use reader::Format;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+/// Runs the batch the command line names; the exit status.
+pub fn run(cli: &Cli, path: &Path, console: &Console) -> Result<u8, Error> {
+    let format = match cli.batch_format.or_else(|| Format::from_path(path)) {
+        Some(f) => f,
+        None => {
+            return Err(Error::Usage(format!(
+                "cannot tell the format of {} from its name: give --batch-format csv, jsonl or yaml",
+                path.display()
+            )));
+        }
+    };
+    let rows = reader::open(path, format)?;
+
+    // The config stage, once, with the hooks given by --hook.
+    let mut template = app::record_from_cli(cli)?;
+    let mut no_prompts = NoPrompts;
+    let mut ctx = Ctx::new(cli, console, &mut no_prompts);
+    let mut hooks = app::cli_hooks(cli, console.level())?;
+    Runner::new(&mut hooks, cli.dry_run).run(&[Stage::Config], &mut template, &mut ctx)?;
+    let resolved = ctx.resolved()?;
+    drop(hooks);
+
+    let journal = match (&cli.output, cli.dry_run) {
+        (Some(p), false) => Some(journal::Journal::open(p)?),
+        (Some(_), true) => {
+            console.warn("--dry-run leaves the --output file alone");
+            None
+        }
+        (None, _) => None,
+    };
+    let total = (path.as_os_str() != "-")
+        .then(|| count_rows(path, format))
+        .flatten();
+    let progress = progress::Progress::new(console.level() == Level::Quiet, total);
+
+    let jobs = usize::from(cli.jobs.max(1));
+    let shared = pool::Shared {
+        cli,
+        level: console.level(),
+        resolved,
+        template,
+        journal: journal.as_ref(),
+        progress: &progress,
+        json: cli.json,
+        rows: std::sync::Mutex::new(pool::RowSource::new(rows)),
+    };
+    pool::run(&shared, jobs)?;
+
+    let (s, elapsed) = progress.finish();
+    if console.level() >= Level::Normal {
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        let done = s.rows() - s.skipped;
+        let mut line = format!(
+            "batch: {} rows in {:.1} s ({:.0}/s): {} registered, {} exists, {} rejected, {} failed",
+            s.rows(),
+            secs,
+            done as f64 / secs,
+            s.registered,
+            s.exists,
+            s.rejected,
+            s.failed
+        );
+        if s.skipped > 0 {
+            line.push_str(&format!(", {} done by an earlier run", s.skipped));
+        }
+        if s.dry_run > 0 {
+            line.push_str(&format!(", {} dry-run", s.dry_run));
+        }
+        eprintln!("{line}");
+    }
+    let exists_bad = s.exists > 0 && !cli.exists_ok;
+    Ok(
+        if s.rejected + s.failed > 0 || exists_bad || shared.post_failures() > 0 {
+            exit::FAILED
+        } else {
+            exit::OK
+        },
+    )
+}
+
+/// How many rows a file holds, for the progress bar's ETA (a quick count of
+/// lines; a CSV cell with a newline makes it a little high).
+fn count_rows(path: &Path, format: Format) -> Option<u64> {
+    let f = std::fs::File::open(path).ok()?;
+    let mut n = 0u64;
+    for line in BufReader::with_capacity(64 * 1024, f).split(b'\n') {
+        let line = line.ok()?;
+        let counts = match format {
+            Format::Yaml => line.first() == Some(&b'-') && line.get(1).is_none_or(|c| *c == b' '),
+            _ => !line.iter().all(u8::is_ascii_whitespace),
+        };
+        n += u64::from(counts);
+    }
+    Some(match format {
+        Format::Csv => n.saturating_sub(1),
+        _ => n,
+    })
+}

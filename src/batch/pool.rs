@@ -1,0 +1,262 @@
+//! The workers of a batch. Each pulls rows one at a time, runs them through
+//! the pipeline with its own Lua state and HTTP client, and reports each
+//! result to the results file, `--json` and the progress counts.
+
+use super::journal::{self, Journal};
+use super::progress::Progress;
+use super::reader::{Fields, Row, Rows};
+use crate::app;
+use crate::cli::Cli;
+use crate::console::{Console, Level};
+use crate::error::Error;
+use crate::hooks::LuaHooks;
+use crate::pipeline::{Ctx, HookCall, HookPoint, Hooks, Outcome, Record, Resolved, Runner, Stage};
+use crate::prompt::NoPrompts;
+use crate::report::{Report, Status};
+use crate::secret::Secret;
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// What every worker shares.
+pub struct Shared<'a> {
+    pub cli: &'a Cli,
+    pub level: Level,
+    pub resolved: Arc<Resolved>,
+    /// The record the command line describes: the defaults for every row.
+    pub template: Record,
+    pub journal: Option<&'a Journal>,
+    pub progress: &'a Progress,
+    pub json: bool,
+    pub rows: Mutex<RowSource>,
+}
+
+static POST_FAILURES: AtomicUsize = AtomicUsize::new(0);
+
+impl Shared<'_> {
+    /// Rows registered whose later steps failed.
+    pub fn post_failures(&self) -> usize {
+        POST_FAILURES.load(Ordering::Relaxed)
+    }
+}
+
+/// The rows, with the usernames seen so far (to refuse duplicates).
+pub struct RowSource {
+    rows: Rows,
+    seen: HashMap<String, usize>,
+}
+
+impl RowSource {
+    pub fn new(rows: Rows) -> Self {
+        RowSource {
+            rows,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// The next row, and its username when it has one.
+    fn next(&mut self) -> Option<(Row, Option<String>)> {
+        let mut row = self.rows.next()?;
+        let key = row.username().map(journal::key);
+        if row.fields.is_ok() {
+            match &key {
+                None => row.fields = Err("has no username".into()),
+                Some(k) => {
+                    if let Some(first) = self.seen.get(k) {
+                        row.fields = Err(format!("repeats the username {k:?} of line {first}"));
+                    } else {
+                        self.seen.insert(k.clone(), row.line);
+                    }
+                }
+            }
+        }
+        Some((row, key))
+    }
+}
+
+pub fn run(shared: &Shared<'_>, jobs: usize) -> Result<(), Error> {
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..jobs).map(|_| scope.spawn(|| worker(shared))).collect();
+        let mut first_err = None;
+        for w in workers {
+            match w.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_err.get_or_insert(Error::Output("a batch worker crashed".into()));
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    })
+}
+
+/// The Lua hooks of a worker, plus the results file's `pending` line, written
+/// just before the request is sent.
+struct RowHooks<'a> {
+    lua: LuaHooks,
+    journal: Option<&'a Journal>,
+    line: usize,
+    key: String,
+    pending_written: bool,
+}
+
+impl Hooks for RowHooks<'_> {
+    fn fire(&mut self, call: &HookCall<'_>, rec: &mut Record) -> Result<(), Error> {
+        self.lua.fire(call, rec)?;
+        if call.point == HookPoint::Before(Stage::Submit) && !self.pending_written {
+            if let Some(j) = self.journal {
+                let mut pending = Report::of(rec, &Ok(()));
+                pending.status = Status::Pending;
+                pending.user_id = None;
+                pending.username = Some(self.key.clone());
+                pending.line = Some(self.line);
+                j.write(&pending)?;
+            }
+            self.pending_written = true;
+        }
+        Ok(())
+    }
+}
+
+fn worker(shared: &Shared<'_>) -> Result<(), Error> {
+    let cli = shared.cli;
+    let console = Console::new(shared.level, true);
+    console.silence_status();
+    let mut lua = app::cli_hooks(cli, shared.level)?;
+    app::add_config_hooks(&mut lua, &shared.resolved)?;
+    let mut hooks = RowHooks {
+        lua,
+        journal: shared.journal,
+        line: 0,
+        key: String::new(),
+        pending_written: false,
+    };
+    let mut prompter = NoPrompts;
+    let mut ctx = Ctx::new(cli, &console, &mut prompter);
+    ctx.resolved = Some(shared.resolved.clone());
+    ctx.retries = cli.retries.unwrap_or(5);
+    ctx.generate_missing_password = true;
+    ctx.reveal_generated = false;
+    let stages: &[Stage] = if cli.dry_run {
+        &Stage::DRY_RUN[1..]
+    } else {
+        &Stage::ALL[1..]
+    };
+
+    loop {
+        let row = {
+            let mut src = shared.rows.lock().unwrap_or_else(|p| p.into_inner());
+            src.next()
+        };
+        let Some((row, username)) = row else {
+            return Ok(());
+        };
+        let line = row.line;
+        let (report, skipped) = match row.fields {
+            Err(why) => (
+                rejected(line, username, format!("line {line}: {why}")),
+                false,
+            ),
+            Ok(fields) => {
+                let key = journal::key(fields.username.as_deref().unwrap_or(""));
+                match shared.journal.and_then(|j| j.prior(&key)) {
+                    Some(p) if matches!(p.status, Status::Registered | Status::Exists) => {
+                        let mut r = rejected(line, Some(key), String::new());
+                        r.status = p.status;
+                        r.error = None;
+                        r.user_id = p.user_id.clone();
+                        (r, true)
+                    }
+                    prior => {
+                        let mut rec = record(&shared.template, fields);
+                        if let Some(p) = prior.filter(|p| p.status == Status::Pending) {
+                            // An earlier run may have sent it: reuse its password, and
+                            // let "user in use" be settled by a login.
+                            rec.maybe_sent = true;
+                            if let Some(pw) = &p.password {
+                                rec.password = Some(pw.clone());
+                                rec.password_generated = true;
+                            }
+                        }
+                        hooks.line = line;
+                        hooks.key = key.clone();
+                        hooks.pending_written = false;
+                        let result =
+                            Runner::new(&mut hooks, cli.dry_run).run(stages, &mut rec, &mut ctx);
+                        if cli.dry_run && result.is_ok() {
+                            rec.outcome = Some(Outcome::DryRun);
+                        }
+                        if matches!(result, Err(Error::AfterCreate { .. })) {
+                            POST_FAILURES.fetch_add(1, Ordering::Relaxed);
+                        }
+                        let mut r = Report::of(&rec, &result);
+                        r.line = Some(line);
+                        r.username = Some(key);
+                        if let Some(e) = &mut r.error {
+                            *e = format!("line {line}: {e}");
+                        }
+                        (r, false)
+                    }
+                }
+            }
+        };
+        finish(shared, &report, skipped)?;
+    }
+}
+
+fn rejected(line: usize, username: Option<String>, error: String) -> Report {
+    Report {
+        line: Some(line),
+        username,
+        user_id: None,
+        status: Status::Rejected,
+        error: Some(error),
+        password: None,
+    }
+}
+
+/// A row's record: the command line's defaults, overlaid by the row.
+fn record(template: &Record, f: Fields) -> Record {
+    let mut rec = template.clone();
+    rec.username = f.username;
+    if let Some(p) = f.password {
+        rec.password = Some(Secret::new(p));
+    }
+    if f.displayname.is_some() {
+        rec.displayname = f.displayname;
+    }
+    // Nobody can be asked in a batch: not an admin unless something says so.
+    rec.admin = f.admin.or(template.admin).or(Some(false));
+    if f.user_type.is_some() {
+        rec.user_type = f.user_type;
+    }
+    rec.extra = f.extra;
+    rec
+}
+
+/// Reports a finished row everywhere it goes.
+fn finish(shared: &Shared<'_>, report: &Report, skipped: bool) -> Result<(), Error> {
+    if !skipped {
+        if let Some(j) = shared.journal {
+            j.write(report)?;
+        }
+    }
+    if shared.json {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", report.to_json_line());
+    }
+    if let (Some(e), Status::Rejected | Status::Failed | Status::Exists) =
+        (&report.error, report.status)
+    {
+        let exists_ok = report.status == Status::Exists && shared.cli.exists_ok;
+        if !exists_ok && shared.level >= Level::Quiet {
+            shared.progress.println(&format!("error: {e}"));
+        }
+    }
+    shared.progress.add(report.status, skipped);
+    Ok(())
+}

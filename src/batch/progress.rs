@@ -1,0 +1,155 @@
+//! Progress while a batch runs, and the summary at its end.
+//!
+//! On a terminal: a bar with the rate, the ETA and the counts. Elsewhere
+//! (a log, CI): a plain line every few seconds. With -q: nothing but errors.
+
+use crate::report::Status;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const PLAIN_EVERY: Duration = Duration::from_secs(5);
+
+#[derive(Default)]
+struct Counts {
+    registered: AtomicUsize,
+    exists: AtomicUsize,
+    rejected: AtomicUsize,
+    failed: AtomicUsize,
+    skipped: AtomicUsize,
+    dry_run: AtomicUsize,
+}
+
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    plain: bool,
+    counts: Counts,
+    start: Instant,
+    last_plain: Mutex<Instant>,
+    total: Option<u64>,
+}
+
+/// The end of a batch, counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub registered: usize,
+    pub exists: usize,
+    pub rejected: usize,
+    pub failed: usize,
+    /// Done by an earlier run with the same results file.
+    pub skipped: usize,
+    pub dry_run: usize,
+}
+
+impl Summary {
+    pub fn rows(&self) -> usize {
+        self.registered + self.exists + self.rejected + self.failed + self.skipped + self.dry_run
+    }
+}
+
+impl Progress {
+    pub fn new(quiet: bool, total: Option<u64>) -> Progress {
+        let tty = std::io::stderr().is_terminal();
+        let bar = (!quiet && tty).then(|| {
+            let bar = match total {
+                Some(n) => ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr()),
+                None => ProgressBar::new_spinner(),
+            };
+            let template = if total.is_some() {
+                "{bar:30} {pos}/{len} {per_sec} ETA {eta} {msg}"
+            } else {
+                "{spinner} {pos} rows {per_sec} {msg}"
+            };
+            if let Ok(style) = ProgressStyle::with_template(template) {
+                bar.set_style(style);
+            }
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Progress {
+            bar,
+            plain: !quiet && !tty,
+            counts: Counts::default(),
+            start: Instant::now(),
+            last_plain: Mutex::new(Instant::now()),
+            total,
+        }
+    }
+
+    /// Counts one finished row.
+    pub fn add(&self, status: Status, skipped: bool) {
+        let c = &self.counts;
+        let counter = match (skipped, status) {
+            (true, _) => &c.skipped,
+            (_, Status::Registered) => &c.registered,
+            (_, Status::Exists) => &c.exists,
+            (_, Status::Rejected) => &c.rejected,
+            (_, Status::DryRun) => &c.dry_run,
+            (_, Status::Failed | Status::Pending) => &c.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+            bar.set_message(self.counts_text());
+        } else if self.plain {
+            let mut last = self.last_plain.lock().unwrap_or_else(|p| p.into_inner());
+            if last.elapsed() >= PLAIN_EVERY {
+                *last = Instant::now();
+                let s = self.summary();
+                let of = self.total.map(|t| format!(" of {t}")).unwrap_or_default();
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "progress: {}{of} rows, {:.0}/s, {}",
+                    s.rows(),
+                    s.rows() as f64 / self.start.elapsed().as_secs_f64().max(1e-9),
+                    self.counts_text()
+                );
+            }
+        }
+    }
+
+    /// A line on standard error that does not tear the bar.
+    pub fn println(&self, msg: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{msg}")),
+            None => eprintln!("{msg}"),
+        }
+    }
+
+    fn counts_text(&self) -> String {
+        let s = self.summary();
+        let mut t = format!(
+            "ok {}  exists {}  failed {}",
+            s.registered,
+            s.exists,
+            s.failed + s.rejected
+        );
+        if s.skipped > 0 {
+            t.push_str(&format!("  done before {}", s.skipped));
+        }
+        t
+    }
+
+    pub fn summary(&self) -> Summary {
+        let c = &self.counts;
+        let get = |a: &AtomicUsize| a.load(Ordering::Relaxed);
+        Summary {
+            registered: get(&c.registered),
+            exists: get(&c.exists),
+            rejected: get(&c.rejected),
+            failed: get(&c.failed),
+            skipped: get(&c.skipped),
+            dry_run: get(&c.dry_run),
+        }
+    }
+
+    /// Clears the bar; the summary line and the elapsed time.
+    pub fn finish(&self) -> (Summary, Duration) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        (self.summary(), self.start.elapsed())
+    }
+}

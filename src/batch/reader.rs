@@ -1,0 +1,466 @@
+//! Batch readers: CSV with a header row, JSON Lines, and a YAML list, each
+//! streamed one row at a time so memory does not grow with the file.
+//!
+//! Every row comes out as a [`Row`]: the line it starts on, and its fields or
+//! the reason it cannot be used. Known fields are `username`, `password`,
+//! `displayname`, `admin` and `user_type`; every other column or key goes to
+//! `extra`, for hooks.
+
+use crate::error::Error;
+use serde_json::{Map, Value};
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Csv,
+    Jsonl,
+    Yaml,
+}
+
+impl Format {
+    /// The format a file name's extension names.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "csv" => Some(Format::Csv),
+            "jsonl" | "ndjson" | "json" => Some(Format::Jsonl),
+            "yaml" | "yml" => Some(Format::Yaml),
+            _ => None,
+        }
+    }
+}
+
+/// One row's fields, as the file gives them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fields {
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub displayname: Option<String>,
+    pub admin: Option<bool>,
+    pub user_type: Option<String>,
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug)]
+pub struct Row {
+    /// The line of the file the row starts on (1-based).
+    pub line: usize,
+    pub fields: Result<Fields, String>,
+}
+
+impl Row {
+    /// The row's username, when it has one.
+    pub fn username(&self) -> Option<&str> {
+        self.fields.as_ref().ok()?.username.as_deref()
+    }
+}
+
+pub type Rows = Box<dyn Iterator<Item = Row> + Send>;
+
+/// Opens `path` (`-` for standard input) as a stream of rows.
+pub fn open(path: &Path, format: Format) -> Result<Rows, Error> {
+    let input: Box<dyn Read + Send> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(path).map_err(|e| {
+            Error::Usage(format!(
+                "cannot open batch file {}: {}",
+                path.display(),
+                crate::stages::config::io_cause(&e)
+            ))
+        })?)
+    };
+    let input = BufReader::with_capacity(64 * 1024, input);
+    Ok(match format {
+        Format::Csv => Box::new(csv_rows(input)?),
+        Format::Jsonl => Box::new(jsonl_rows(input)),
+        Format::Yaml => Box::new(YamlRows::new(input)),
+    })
+}
+
+fn csv_rows(input: impl Read + Send + 'static) -> Result<impl Iterator<Item = Row> + Send, Error> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .trim(csv::Trim::Headers)
+        .from_reader(input);
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| Error::Input(format!("batch file: cannot read the CSV header row: {e}")))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    if !headers.iter().any(|h| h == "username") {
+        return Err(Error::Input(
+            "batch file: the CSV header row has no `username` column".into(),
+        ));
+    }
+    let mut records = reader.into_records();
+    let mut done = false;
+    Ok(std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let next = records.next()?;
+        Some(match next {
+            Ok(rec) => {
+                let line = rec.position().map_or(0, |p| p.line() as usize);
+                let pairs = headers
+                    .iter()
+                    .zip(rec.iter())
+                    .map(|(h, v)| (h.clone(), Value::String(v.to_string())));
+                Row {
+                    line,
+                    fields: fields(pairs),
+                }
+            }
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line() as usize);
+                if matches!(e.kind(), csv::ErrorKind::Io(_)) {
+                    done = true;
+                }
+                Row {
+                    line,
+                    fields: Err(format!("not a valid CSV row: {}", csv_cause(&e))),
+                }
+            }
+        })
+    }))
+}
+
+fn csv_cause(e: &csv::Error) -> String {
+    match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => {
+            format!("{len} fields where the header has {expected_len}")
+        }
+        csv::ErrorKind::Utf8 { .. } => "not valid UTF-8".into(),
+        _ => e.to_string(),
+    }
+}
+
+fn jsonl_rows(input: impl BufRead + Send + 'static) -> impl Iterator<Item = Row> + Send {
+    input.lines().enumerate().filter_map(|(i, line)| {
+        let line_no = i + 1;
+        match line {
+            Err(e) => Some(Row {
+                line: line_no,
+                fields: Err(format!("cannot be read: {e}")),
+            }),
+            Ok(l) if l.trim().is_empty() => None,
+            Ok(l) => Some(Row {
+                line: line_no,
+                fields: match serde_json::from_str::<Value>(&l) {
+                    Ok(Value::Object(map)) => fields(map.into_iter()),
+                    Ok(other) => Err(format!("is JSON but not an object ({})", json_kind(&other))),
+                    Err(e) => Err(format!("is not valid JSON: {e}")),
+                },
+            }),
+        }
+    })
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A YAML list read item by item: an item starts at a line beginning with `-`
+/// in the first column. A file that is not such a block list (a flow list
+/// `[...]`) is read whole.
+struct YamlRows<R> {
+    lines: std::io::Lines<R>,
+    line_no: usize,
+    /// The first line of the next item, already read.
+    pending: Option<(usize, String)>,
+    started: bool,
+    whole: Option<std::vec::IntoIter<Row>>,
+}
+
+impl<R: BufRead> YamlRows<R> {
+    fn new(input: R) -> Self {
+        YamlRows {
+            lines: input.lines(),
+            line_no: 0,
+            pending: None,
+            started: false,
+            whole: None,
+        }
+    }
+
+    fn next_line(&mut self) -> Option<std::io::Result<String>> {
+        let l = self.lines.next()?;
+        self.line_no += 1;
+        Some(l)
+    }
+
+    fn item_start(line: &str) -> bool {
+        line == "-" || line.starts_with("- ") || line.starts_with("-\t")
+    }
+
+    fn skippable(line: &str) -> bool {
+        let t = line.trim();
+        t.is_empty() || t.starts_with('#') || line.starts_with("---") || line.starts_with("...")
+    }
+
+    /// Reads the rest as one document, for lists that are not block lists.
+    fn read_whole(&mut self, first: String, first_line: usize) -> Row {
+        let mut text = first;
+        text.push('\n');
+        while let Some(l) = self.next_line() {
+            match l {
+                Ok(l) => {
+                    text.push_str(&l);
+                    text.push('\n');
+                }
+                Err(e) => {
+                    return Row {
+                        line: self.line_no,
+                        fields: Err(format!("cannot be read: {e}")),
+                    };
+                }
+            }
+        }
+        match serde_yaml::from_str::<Vec<serde_yaml::Value>>(&text) {
+            Ok(items) => {
+                let mut rows: Vec<Row> = items
+                    .into_iter()
+                    .map(|item| Row {
+                        line: first_line,
+                        fields: yaml_item(item),
+                    })
+                    .collect();
+                rows.reverse();
+                let first = rows.pop();
+                rows.reverse();
+                self.whole = Some(rows.into_iter());
+                first.unwrap_or(Row {
+                    line: first_line,
+                    fields: Err("the list is empty".into()),
+                })
+            }
+            Err(e) => Row {
+                line: first_line,
+                fields: Err(format!("the batch file is not a YAML list: {e}")),
+            },
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for YamlRows<R> {
+    type Item = Row;
+
+    fn next(&mut self) -> Option<Row> {
+        if let Some(whole) = &mut self.whole {
+            return whole.next();
+        }
+        // Find where the next item starts.
+        let (start, mut text) = match self.pending.take() {
+            Some(p) => p,
+            None => loop {
+                let l = match self.next_line()? {
+                    Ok(l) => l,
+                    Err(e) => {
+                        return Some(Row {
+                            line: self.line_no,
+                            fields: Err(format!("cannot be read: {e}")),
+                        });
+                    }
+                };
+                if Self::item_start(&l) {
+                    self.started = true;
+                    break (self.line_no, l);
+                }
+                if Self::skippable(&l) {
+                    continue;
+                }
+                if self.started {
+                    return Some(Row {
+                        line: self.line_no,
+                        fields: Err("is not part of a list item (items start with `- `)".into()),
+                    });
+                }
+                let line = self.line_no;
+                return Some(self.read_whole(l, line));
+            },
+        };
+        text.push('\n');
+        // Gather its lines up to the next item.
+        while let Some(l) = self.next_line() {
+            match l {
+                Ok(l) if Self::item_start(&l) => {
+                    self.pending = Some((self.line_no, l));
+                    break;
+                }
+                Ok(l) if l.starts_with("---") || l.starts_with("...") => break,
+                Ok(l) => {
+                    text.push_str(&l);
+                    text.push('\n');
+                }
+                Err(e) => {
+                    return Some(Row {
+                        line: self.line_no,
+                        fields: Err(format!("cannot be read: {e}")),
+                    });
+                }
+            }
+        }
+        let fields = match serde_yaml::from_str::<Vec<serde_yaml::Value>>(&text) {
+            Ok(mut items) if items.len() == 1 => {
+                items.pop().map_or(Err("empty item".into()), yaml_item)
+            }
+            Ok(_) => Err("is not one list item".into()),
+            Err(e) => Err(format!("is not valid YAML: {e}")),
+        };
+        Some(Row {
+            line: start,
+            fields,
+        })
+    }
+}
+
+fn yaml_item(item: serde_yaml::Value) -> Result<Fields, String> {
+    match serde_json::to_value(item) {
+        Ok(Value::Object(map)) => fields(map.into_iter()),
+        Ok(other) => Err(format!(
+            "is not a mapping of fields ({})",
+            json_kind(&other)
+        )),
+        Err(e) => Err(format!("cannot be read: {e}")),
+    }
+}
+
+/// The known fields out of a row's key/value pairs; the rest is `extra`.
+pub fn fields(pairs: impl Iterator<Item = (String, Value)>) -> Result<Fields, String> {
+    let mut f = Fields::default();
+    for (key, value) in pairs {
+        match key.as_str() {
+            "username" => f.username = text(&key, value)?,
+            "password" => f.password = text(&key, value)?,
+            "displayname" => f.displayname = text(&key, value)?,
+            "user_type" => f.user_type = text(&key, value)?,
+            "admin" => f.admin = boolean(value)?,
+            _ => {
+                f.extra.insert(key, value);
+            }
+        }
+    }
+    Ok(f)
+}
+
+fn text(key: &str, v: Value) -> Result<Option<String>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) if s.is_empty() => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        Value::Number(n) => Ok(Some(n.to_string())),
+        other => Err(format!("{key} is {}, not text", json_kind(&other))),
+    }
+}
+
+fn boolean(v: Value) -> Result<Option<bool>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Bool(b) => Ok(Some(b)),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "" => Ok(None),
+            "true" | "yes" | "y" | "1" => Ok(Some(true)),
+            "false" | "no" | "n" | "0" => Ok(Some(false)),
+            _ => Err(format!(
+                "admin is {s:?}, not a boolean (true/false, yes/no, 1/0)"
+            )),
+        },
+        Value::Number(n) if n.as_u64() == Some(1) => Ok(Some(true)),
+        Value::Number(n) if n.as_u64() == Some(0) => Ok(Some(false)),
+        other => Err(format!("admin is {}, not a boolean", json_kind(&other))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(format: Format, text: &str) -> Vec<(usize, Result<Fields, String>)> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("rows");
+        std::fs::write(&p, text).unwrap();
+        open(&p, format)
+            .unwrap()
+            .map(|r| (r.line, r.fields))
+            .collect()
+    }
+
+    #[test]
+    fn csv_rows_with_extra_columns_and_bad_rows() {
+        let rows = read(
+            Format::Csv,
+            "username,password,admin,team\nalice,pw1,yes,red\nbob,,maybe,blue\ncarol,pw3\n\"dan\nny\",pw4,0,green\n",
+        );
+        assert_eq!(rows.len(), 4);
+        let alice = rows[0].1.as_ref().unwrap();
+        assert_eq!(
+            (rows[0].0, alice.username.as_deref(), alice.admin),
+            (2, Some("alice"), Some(true))
+        );
+        assert_eq!(alice.extra["team"], "red");
+        assert_eq!(rows[1].0, 3);
+        assert!(rows[1].1.as_ref().unwrap_err().contains("not a boolean"));
+        assert!(
+            rows[2]
+                .1
+                .as_ref()
+                .unwrap_err()
+                .contains("2 fields where the header has 4")
+        );
+        assert_eq!(rows[3].0, 5);
+    }
+
+    #[test]
+    fn jsonl_rows_skip_blank_lines_and_keep_line_numbers() {
+        let rows = read(
+            Format::Jsonl,
+            "{\"username\":\"a\",\"admin\":true,\"x\":[1]}\n\n[1,2]\nnot json\n{\"username\":5}\n",
+        );
+        assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 3, 4, 5]);
+        assert_eq!(
+            rows[0].1.as_ref().unwrap().extra["x"],
+            serde_json::json!([1])
+        );
+        assert!(rows[1].1.as_ref().unwrap_err().contains("not an object"));
+        assert!(rows[2].1.as_ref().unwrap_err().contains("not valid JSON"));
+        assert_eq!(rows[3].1.as_ref().unwrap().username.as_deref(), Some("5"));
+    }
+
+    #[test]
+    fn yaml_block_list_streams_item_by_item() {
+        let rows = read(
+            Format::Yaml,
+            "# users\n---\n- username: alice\n  admin: true\n  team: red\n\n- username: bob\n  password: \"123\"\n- just a string\n- {username: carol}\n",
+        );
+        assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [3, 7, 9, 10]);
+        assert_eq!(rows[0].1.as_ref().unwrap().admin, Some(true));
+        assert_eq!(rows[1].1.as_ref().unwrap().password.as_deref(), Some("123"));
+        assert!(rows[2].1.is_err());
+        assert_eq!(
+            rows[3].1.as_ref().unwrap().username.as_deref(),
+            Some("carol")
+        );
+    }
+
+    #[test]
+    fn yaml_flow_list_is_read_whole() {
+        let rows = read(Format::Yaml, "[{username: a}, {username: b}]\n");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].1.as_ref().unwrap().username.as_deref(), Some("b"));
+        let bad = read(Format::Yaml, "username: a\n");
+        assert!(bad[0].1.as_ref().unwrap_err().contains("not a YAML list"));
+    }
+}
