@@ -6,9 +6,10 @@
 //! its final line follows. So a crash can never leave an account whose
 //! password nobody has, nor one whose outcome nobody can settle. On the
 //! next run with the same file, the last line for a username decides:
-//! `registered` and `exists` rows are skipped, a `pending` row is settled
-//! (its recorded password is reused, and a "user in use" answer is checked
-//! by logging in), and anything else is tried again.
+//! `registered` and `exists` rows are skipped; a `pending` or `failed` row
+//! (its request may have reached the server) is tried again with its recorded
+//! password, and a "user in use" answer is settled by logging in with it;
+//! anything else is tried again. `rejected` lines never override another.
 
 use crate::error::Error;
 use crate::report::{Report, Status};
@@ -68,6 +69,11 @@ impl Journal {
             let Some(username) = r.username.as_deref() else {
                 continue;
             };
+            // A rejected row sent nothing: it says nothing about the server,
+            // and must not hide what an earlier line for the name says.
+            if r.status == Status::Rejected && prior.contains_key(&key(username)) {
+                continue;
+            }
             let entry = prior.entry(key(username)).or_insert(Prior {
                 status: r.status,
                 user_id: None,
@@ -119,5 +125,53 @@ impl Journal {
                     crate::stages::config::io_cause(&e)
                 ))
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_meaningful_line_decides_and_passwords_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.jsonl");
+        std::fs::write(
+            &p,
+            concat!(
+                "{\"username\":\"A\",\"status\":\"pending\",\"password\":\"pw-a\"}\n",
+                "{\"username\":\"a\",\"status\":\"rejected\",\"error\":\"duplicate\"}\n",
+                "{\"username\":\"b\",\"status\":\"pending\",\"password\":\"pw-b\"}\n",
+                "{\"username\":\"b\",\"status\":\"registered\",\"user_id\":\"@b:x\"}\n",
+                "garbage\n",
+                "{\"username\":\"c\",\"status\":\"pend"
+            ),
+        )
+        .unwrap();
+        let j = Journal::open(&p).unwrap();
+        let a = j.prior("a").unwrap();
+        assert_eq!(a.status, Status::Pending);
+        assert_eq!(a.password.as_ref().unwrap().expose(), "pw-a");
+        let b = j.prior("B").unwrap();
+        assert_eq!(
+            (b.status, b.user_id.as_deref()),
+            (Status::Registered, Some("@b:x"))
+        );
+        assert_eq!(b.password.as_ref().unwrap().expose(), "pw-b");
+        assert!(j.prior("c").is_none());
+        // The torn last line was closed, so the next line starts clean.
+        j.write(&Report {
+            line: None,
+            username: Some("d".into()),
+            user_id: None,
+            status: Status::Failed,
+            error: None,
+            password: None,
+        })
+        .unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.ends_with("\"status\":\"pend\n{\"username\":\"d\",\"user_id\":null,\"status\":\"failed\",\"error\":null}\n"), "{text}");
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 }

@@ -164,7 +164,10 @@ fn worker(shared: &Shared<'_>) -> Result<(), Error> {
             Ok(fields) => {
                 let key = journal::key(fields.username.as_deref().unwrap_or(""));
                 match shared.journal.and_then(|j| j.prior(&key)) {
-                    Some(p) if matches!(p.status, Status::Registered | Status::Exists) => {
+                    Some(p)
+                        if p.status == Status::Registered
+                            || (p.status == Status::Exists && cli.exists_ok) =>
+                    {
                         let mut r = rejected(line, Some(key), String::new());
                         r.status = p.status;
                         r.error = None;
@@ -173,7 +176,9 @@ fn worker(shared: &Shared<'_>) -> Result<(), Error> {
                     }
                     prior => {
                         let mut rec = record(&shared.template, fields);
-                        if let Some(p) = prior.filter(|p| p.status == Status::Pending) {
+                        if let Some(p) =
+                            prior.filter(|p| matches!(p.status, Status::Pending | Status::Failed))
+                        {
                             // An earlier run may have sent it: reuse its password, and
                             // let "user in use" be settled by a login.
                             rec.maybe_sent = true;

@@ -1,6 +1,7 @@
 //! The integration tests: one binary, one real Synapse (see `rig`), and a
 //! fluent builder for running either this tool or Synapse's original script.
 
+mod batch;
 mod drop_in;
 mod errors;
 mod extensions;
