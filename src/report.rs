@@ -59,11 +59,10 @@ impl Report {
             status,
             error,
             // Nobody but this report knows a generated password; a rejected
-            // row created no account, so there is nothing to keep.
-            password: rec
-                .password
-                .clone()
-                .filter(|_| rec.password_generated && status != Status::Rejected),
+            // row or a dry run created no account, so there is nothing to keep.
+            password: rec.password.clone().filter(|_| {
+                rec.password_generated && !matches!(status, Status::Rejected | Status::DryRun)
+            }),
         }
     }
 

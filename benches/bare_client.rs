@@ -1,0 +1,63 @@
+//! The server's own capacity for shared-secret registrations: a bare
+//! concurrent client that only fetches a nonce, signs and posts, with no
+//! pipeline, hooks, journal or output. Used by benches/batch.py.
+//!
+//! `cargo bench --bench bare_client -- PREFIX COUNT JOBS` with
+//! RNMU_SYNAPSE_URL and RNMU_SYNAPSE_SECRET set; prints
+//! `bare: COUNT registrations in SECS s`.
+
+use rnmu::stages::sign::mac;
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+fn main() {
+    let args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
+    let prefix = args.get(1).cloned().unwrap_or_else(|| "bare".into());
+    let count: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let jobs: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(4);
+    let url = std::env::var("RNMU_SYNAPSE_URL").expect("RNMU_SYNAPSE_URL");
+    let secret = std::env::var("RNMU_SYNAPSE_SECRET").expect("RNMU_SYNAPSE_SECRET");
+    let endpoint = format!("{url}/_synapse/admin/v1/register");
+    let next = AtomicUsize::new(0);
+    let failures = AtomicUsize::new(0);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| {
+                let client = reqwest::blocking::Client::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= count {
+                        return;
+                    }
+                    let user = format!("{prefix}{i}");
+                    let nonce: Value = client
+                        .get(&endpoint)
+                        .send()
+                        .and_then(|r| r.json())
+                        .expect("nonce");
+                    let nonce = nonce["nonce"].as_str().expect("nonce string").to_string();
+                    let body = json!({
+                        "nonce": nonce, "username": user, "password": "bench-pw",
+                        "mac": mac(&secret, &nonce, &user, "bench-pw", false, None),
+                        "admin": false, "inhibit_login": true,
+                    });
+                    let ok = client
+                        .post(&endpoint)
+                        .json(&body)
+                        .send()
+                        .map(|r| r.status().is_success());
+                    if !matches!(ok, Ok(true)) {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "bare: {count} registrations in {secs:.3} s ({} failed)",
+        failures.load(Ordering::Relaxed)
+    );
+}
