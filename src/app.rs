@@ -40,10 +40,23 @@ pub fn main() -> ExitCode {
 
 /// The record the command line describes, before any stage has run. The
 /// password file is read here, so `before_input` hooks see its password.
-pub fn record_from_cli(cli: &Cli) -> Result<Record, Error> {
+pub fn record_from_cli(cli: &Cli, console: &Console) -> Result<Record, Error> {
     let password = match &cli.password_file {
-        Some(path) => Some(crate::stages::input::read_password_file(path)?),
-        None => cli.password.clone().map(Secret::new),
+        Some(path) => {
+            if path.as_os_str() != "-" {
+                crate::stages::config::warn_if_world_readable(path, "the password file", console);
+            }
+            Some(crate::stages::input::read_password_file(path)?)
+        }
+        None => {
+            if cli.password.is_some() {
+                console.warn(
+                    "-p puts the password in the process list, where other local users can read it; \
+                     prefer --password-file - (reads standard input)",
+                );
+            }
+            cli.password.clone().map(Secret::new)
+        }
     };
     Ok(Record {
         username: cli.user.clone(),
@@ -83,6 +96,7 @@ pub fn cli_hooks(cli: &Cli, level: Level) -> Result<LuaHooks, Error> {
 /// from `--hook`), `rnmu.config`, and the shared secret to mask in hook logs.
 pub fn add_config_hooks(hooks: &mut LuaHooks, resolved: &Resolved) -> Result<(), Error> {
     hooks.add_redaction(&resolved.secret);
+    hooks.set_transport(&resolved.transport);
     hooks.set_config(&resolved.tool_config)?;
     for f in &resolved.config_hooks {
         hooks.load(f)?;
@@ -107,7 +121,7 @@ fn run_one(cli: &Cli, console: &Console, rec: &mut Record) -> Result<(), Error> 
     let mut hooks = cli_hooks(cli, console.level())?;
     let mut prompter = Terminal;
     let mut ctx = Ctx::new(cli, console, &mut prompter);
-    *rec = record_from_cli(cli)?;
+    *rec = record_from_cli(cli, console)?;
 
     Runner::new(&mut hooks, cli.dry_run).run(&[Stage::Config], rec, &mut ctx)?;
     let resolved = ctx.resolved()?;

@@ -142,6 +142,20 @@ pub struct Cli {
     #[arg(long = "json")]
     pub json: bool,
 
+    /// [extension] Trust the certificate authorities in FILE (PEM) besides the system's, for a
+    /// homeserver with a private CA.
+    #[arg(long = "cacert", value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+
+    /// [extension] Accept any TLS certificate (a self-signed test server). Anyone on the path can
+    /// then read the shared secret's MAC and the password.
+    #[arg(long = "insecure")]
+    pub insecure: bool,
+
+    /// [extension] The longest one request may take, in seconds.
+    #[arg(long = "timeout", value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    pub timeout: std::time::Duration,
+
     /// URL of the homeserver. Default: the first plain-HTTP client listener in the
     /// config file, else http://localhost:8008.
     #[arg(value_name = "server_url")]

@@ -82,6 +82,47 @@ pub struct RegisterRequest<'a> {
     pub inhibit_login: bool,
 }
 
+/// How requests travel: the timeout, and the TLS trust.
+#[derive(Debug, Clone)]
+pub struct Transport {
+    /// The longest one request may take, connecting included.
+    pub timeout: Duration,
+    /// Certificate authorities trusted besides the system's (`--cacert`).
+    pub extra_roots: Vec<reqwest::Certificate>,
+    /// Accept any certificate (`--insecure`).
+    pub insecure: bool,
+}
+
+impl Default for Transport {
+    fn default() -> Self {
+        Transport {
+            timeout: Duration::from_secs(30),
+            extra_roots: Vec::new(),
+            insecure: false,
+        }
+    }
+}
+
+impl Transport {
+    /// A client builder with these settings (for the homeserver and for hooks).
+    pub fn builder(&self) -> reqwest::blocking::ClientBuilder {
+        let mut b = reqwest::blocking::Client::builder()
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!(
+                "register_new_matrix_user/",
+                env!("CARGO_PKG_VERSION")
+            ));
+        if !self.extra_roots.is_empty() {
+            b = b.tls_certs_merge(self.extra_roots.iter().cloned());
+        }
+        if self.insecure {
+            b = b.danger_accept_invalid_certs(true);
+        }
+        b
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Homeserver {
     /// What the user named: `https://host`, or `unix:/path/to.sock`.
@@ -95,9 +136,10 @@ pub struct Homeserver {
 impl Homeserver {
     /// A client for `base_url`: `http://`, `https://`, or `unix:/path` for a
     /// listener bound to a unix socket.
-    pub fn new(base_url: &str, timeout: Duration) -> Result<Self, HsError> {
+    pub fn new(base_url: &str, transport: &Transport) -> Result<Self, HsError> {
         let shown = base_url.trim_end_matches('/').to_string();
-        let mut builder = reqwest::blocking::Client::builder();
+        let timeout = transport.timeout;
+        let mut builder = transport.builder();
         let base = match shown.strip_prefix("unix:") {
             Some(path) => {
                 builder = builder.unix_socket(path);
@@ -105,18 +147,10 @@ impl Homeserver {
             }
             None => shown.clone(),
         };
-        let client = builder
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!(
-                "register_new_matrix_user/",
-                env!("CARGO_PKG_VERSION")
-            ))
-            .build()
-            .map_err(|e| HsError::Connect {
-                url: shown.clone(),
-                cause: root_cause(&e),
-            })?;
+        let client = builder.build().map_err(|e| HsError::Connect {
+            url: shown.clone(),
+            cause: root_cause(&e),
+        })?;
         Ok(Homeserver {
             shown,
             base,

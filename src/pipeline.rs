@@ -175,6 +175,8 @@ pub struct Resolved {
     pub config_hooks: Vec<std::path::PathBuf>,
     /// The config's `register_new_matrix_user` section, for hooks.
     pub tool_config: Value,
+    /// Timeouts and TLS trust for every request.
+    pub transport: crate::homeserver::Transport,
 }
 
 /// Everything a stage may use besides the record.
@@ -183,7 +185,6 @@ pub struct Ctx<'a> {
     pub console: &'a Console,
     pub prompter: &'a mut dyn Prompter,
     pub resolved: Option<Arc<Resolved>>,
-    pub timeout: Duration,
     /// `--dry-run`: nothing is sent to the server.
     pub dry_run: bool,
     /// How often a retryable failure is tried again (`--retries`).
@@ -204,7 +205,6 @@ impl<'a> Ctx<'a> {
             console,
             prompter,
             resolved: None,
-            timeout: Duration::from_secs(30),
             dry_run: cli.dry_run,
             retries: cli.retries.unwrap_or(0),
             generate_missing_password: false,
@@ -228,7 +228,7 @@ impl<'a> Ctx<'a> {
             .clone()
             .ok_or_else(|| Error::Config("no server URL was resolved".into()))?;
         if !self.servers.contains_key(&url) {
-            let hs = Homeserver::new(&url, self.timeout).map_err(Error::Server)?;
+            let hs = Homeserver::new(&url, &self.resolved()?.transport).map_err(Error::Server)?;
             self.servers.insert(url.clone(), hs);
         }
         self.servers.get(&url).cloned().ok_or_else(|| {

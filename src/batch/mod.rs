@@ -39,7 +39,7 @@ pub fn run(cli: &Cli, path: &Path, console: &Console) -> Result<u8, Error> {
     let rows = reader::open(path, format)?;
 
     // The config stage, once, with the hooks given by --hook.
-    let mut template = app::record_from_cli(cli)?;
+    let mut template = app::record_from_cli(cli, console)?;
     let mut no_prompts = NoPrompts;
     let mut ctx = Ctx::new(cli, console, &mut no_prompts);
     let mut hooks = app::cli_hooks(cli, console.level())?;

@@ -17,7 +17,7 @@
 
 use super::HookOptions;
 use crate::console::Level;
-use crate::homeserver::Homeserver;
+use crate::homeserver::{Homeserver, Transport};
 use crate::pipeline::Record;
 use crate::secret::Secret;
 use mlua::{Lua, LuaSerdeExt, Table, Value};
@@ -30,7 +30,7 @@ use std::time::Duration;
 
 pub struct Host {
     level: Level,
-    http_timeout: Duration,
+    transport: RefCell<Transport>,
     /// Secrets of the whole run (the shared secret).
     redactions: RefCell<Vec<Secret>>,
     /// Secrets of the record being handled (its password and token).
@@ -44,7 +44,10 @@ impl Host {
     pub fn new(opts: &HookOptions) -> Self {
         Host {
             level: opts.level,
-            http_timeout: opts.http_timeout,
+            transport: RefCell::new(Transport {
+                timeout: opts.http_timeout,
+                ..Transport::default()
+            }),
             redactions: RefCell::default(),
             record_secrets: RefCell::default(),
             server_url: RefCell::default(),
@@ -64,6 +67,17 @@ impl Host {
         s.clear();
         s.extend(rec.password.iter().cloned());
         s.extend(rec.access_token.iter().cloned());
+    }
+
+    /// The TLS trust of the run, with the hooks' own timeout.
+    pub fn set_transport(&self, t: &Transport) {
+        let mut cur = self.transport.borrow_mut();
+        *cur = Transport {
+            timeout: cur.timeout,
+            ..t.clone()
+        };
+        *self.server.borrow_mut() = None;
+        *self.http.borrow_mut() = None;
     }
 
     pub fn set_server(&self, url: Option<&str>) {
@@ -102,7 +116,7 @@ impl Host {
         let url = self.server_url.borrow().clone().ok_or_else(|| {
             mlua::Error::runtime("no homeserver URL is known yet (before the config stage)")
         })?;
-        let hs = Homeserver::new(&url, self.http_timeout)
+        let hs = Homeserver::new(&url, &self.transport.borrow())
             .map_err(|e| mlua::Error::runtime(e.to_string()))?;
         *self.server.borrow_mut() = Some(hs.clone());
         Ok(hs)
@@ -112,8 +126,10 @@ impl Host {
         if let Some(c) = self.http.borrow().as_ref() {
             return Ok(c.clone());
         }
-        let c = reqwest::blocking::Client::builder()
-            .timeout(self.http_timeout)
+        let c = self
+            .transport
+            .borrow()
+            .builder()
             .build()
             .map_err(|e| mlua::Error::runtime(format!("cannot start an HTTP client: {e}")))?;
         *self.http.borrow_mut() = Some(c.clone());

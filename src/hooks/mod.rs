@@ -182,6 +182,11 @@ impl LuaHooks {
         })
     }
 
+    /// Requests made by hooks trust what the run trusts (`--cacert`, `--insecure`).
+    pub fn set_transport(&self, t: &crate::homeserver::Transport) {
+        self.host.set_transport(t);
+    }
+
     /// Secrets that hook logs must never show.
     pub fn add_redaction(&self, secret: &Secret) {
         self.host.redact(secret);

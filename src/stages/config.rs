@@ -7,6 +7,7 @@
 //! top-level key `register_new_matrix_user`, which the homeserver ignores.
 
 use crate::error::Error;
+use crate::homeserver::Transport;
 use crate::pipeline::{Ctx, Record, Resolved};
 use crate::secret::Secret;
 use serde_yaml::{Mapping, Value};
@@ -25,6 +26,7 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         Some(load(&cli.config, ctx.console)?)
     };
 
+    let console = ctx.console;
     let secret = if let Some(k) = &cli.shared_secret {
         if k.is_empty() {
             return Err(Error::Config(
@@ -33,8 +35,19 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         }
         Secret::new(k.clone())
     } else if let Some(path) = &cli.shared_secret_file {
+        warn_if_world_readable(path, "the shared secret file", console);
         read_secret_file(path, "--shared-secret-file")?
     } else if let Some(cfg) = &config {
+        if let Some(p) = &cfg.inline_secret_from {
+            warn_if_world_readable(
+                p,
+                "the config file holding registration_shared_secret",
+                console,
+            );
+        }
+        if let Some(Value::String(p)) = cfg.merged.get("registration_shared_secret_path") {
+            warn_if_world_readable(Path::new(p), "registration_shared_secret_path", console);
+        }
         secret_from_config(&cfg.merged)?
     } else {
         return Err(Error::Usage(
@@ -65,7 +78,13 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
     }
     if let Some(url) = &rec.server_url {
         check_url(url)?;
+        if let Some(host) = plain_http_host(url) {
+            console.warn(&format!(
+                "the password will travel unencrypted over plain http to {host}; use https"
+            ));
+        }
     }
+    let transport = transport(cli, console)?;
 
     let (tool, hooks) = match &config {
         Some(cfg) => (cfg.tool.clone(), cfg.hooks.clone()),
@@ -75,6 +94,7 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         secret,
         config_hooks: hooks,
         tool_config: tool,
+        transport,
     }));
     Ok(())
 }
@@ -83,6 +103,8 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
 #[derive(Debug, Default)]
 pub struct Config {
     pub merged: Mapping,
+    /// The file whose `registration_shared_secret` the merge kept.
+    pub inline_secret_from: Option<PathBuf>,
     /// The `register_new_matrix_user` section, as JSON for hooks.
     pub tool: serde_json::Value,
     /// Hook files listed under `register_new_matrix_user.hooks`, relative
@@ -117,6 +139,9 @@ pub fn load(paths: &[PathBuf], console: &crate::console::Console) -> Result<Conf
             let (tool, hooks) = tool_section(section, path)?;
             cfg.tool = tool;
             cfg.hooks = hooks;
+        }
+        if map.contains_key("registration_shared_secret") {
+            cfg.inline_secret_from = Some(path.clone());
         }
         for (k, v) in map {
             cfg.merged.insert(k, v);
@@ -244,6 +269,72 @@ pub fn client_listener_url(cfg: &Mapping) -> Result<Option<String>, Error> {
     Ok(None)
 }
 
+/// Timeouts and TLS trust from `--timeout`, `--cacert` and `--insecure`.
+fn transport(cli: &crate::cli::Cli, console: &crate::console::Console) -> Result<Transport, Error> {
+    let mut t = Transport {
+        timeout: cli.timeout,
+        ..Transport::default()
+    };
+    if let Some(path) = &cli.cacert {
+        let pem = std::fs::read(path).map_err(|e| {
+            Error::Config(format!(
+                "cannot read --cacert file {}: {}",
+                path.display(),
+                io_cause(&e)
+            ))
+        })?;
+        t.extra_roots = reqwest::Certificate::from_pem_bundle(&pem)
+            .ok()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "--cacert file {} holds no PEM certificate",
+                    path.display()
+                ))
+            })?;
+    }
+    if cli.insecure {
+        console.warn(
+            "--insecure: TLS certificates are NOT checked; anyone on the path can pose as the \
+             homeserver and read the password. Use --cacert for a private CA instead.",
+        );
+        t.insecure = true;
+    }
+    Ok(t)
+}
+
+/// The host of a plain-http URL that is not on this machine's loopback.
+pub fn plain_http_host(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("http://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let hostport = authority.rsplit('@').next().unwrap_or(authority);
+    let host = if let Some(v6) = hostport.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        hostport.split(':').next().unwrap_or("")
+    };
+    let host = host.to_ascii_lowercase();
+    let loopback = host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    (!loopback).then_some(host)
+}
+
+/// Warns when a file holding a secret can be read by every local user.
+pub fn warn_if_world_readable(path: &Path, what: &str, console: &crate::console::Console) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.permissions().mode() & 0o004 != 0 {
+            console.warn(&format!(
+                "{what} {} can be read by every local user; chmod o-r it",
+                path.display()
+            ));
+        }
+    }
+}
+
 fn truthy(v: &Value) -> bool {
     match v {
         Value::Bool(b) => *b,
@@ -311,6 +402,28 @@ mod tests {
         );
         let bad = yaml("listeners: [{port: 99999, type: http, resources: [{names: [client]}]}]");
         assert!(client_listener_url(&bad).is_err());
+    }
+
+    #[test]
+    fn plain_http_warning_spares_loopback() {
+        for url in [
+            "http://localhost:8008",
+            "http://127.0.0.1:1",
+            "http://[::1]:8008/x",
+            "http://a.localhost",
+            "https://example.org",
+            "unix:/run/s.sock",
+        ] {
+            assert_eq!(plain_http_host(url), None, "{url}");
+        }
+        assert_eq!(
+            plain_http_host("http://matrix.example.org:8008/").as_deref(),
+            Some("matrix.example.org")
+        );
+        assert_eq!(
+            plain_http_host("http://user@10.0.0.5").as_deref(),
+            Some("10.0.0.5")
+        );
     }
 
     #[test]

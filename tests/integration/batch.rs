@@ -277,7 +277,10 @@ fn single_registration_json() {
         ])
         .run();
     run.code(0);
-    assert_eq!(run.stderr, "Sending registration request...\nSuccess!\n");
+    assert_eq!(
+        run.stderr_unwarned(),
+        "Sending registration request...\nSuccess!\n"
+    );
     let r = &results(&run.stdout)[0];
     assert_eq!(r["status"], "registered");
     assert_eq!(r["user_id"], s.user_id(&u));

@@ -135,15 +135,25 @@ impl Run {
         self
     }
 
-    /// One clear line on stderr, and no panic.
+    /// One clear line on stderr besides warnings, and no panic.
     #[track_caller]
     pub fn one_clear_line(&self) -> &Self {
         assert!(!self.stderr.contains("panicked"), "panic\n{self:#?}");
-        assert_eq!(
-            self.stderr.lines().count(),
-            1,
-            "not one line on stderr\n{self:#?}"
-        );
+        let lines = self
+            .stderr
+            .lines()
+            .filter(|l| !l.starts_with("warning: "))
+            .count();
+        assert_eq!(lines, 1, "not one line on stderr\n{self:#?}");
         self
+    }
+
+    /// Standard error without the warnings.
+    pub fn stderr_unwarned(&self) -> String {
+        self.stderr
+            .lines()
+            .filter(|l| !l.starts_with("warning: "))
+            .map(|l| format!("{l}\n"))
+            .collect()
     }
 }
