@@ -52,6 +52,10 @@ pub enum Error {
         cause: Box<Error>,
     },
 
+    /// An error with a second line that says what it most likely means.
+    #[error("{cause}; {hint}")]
+    Hinted { cause: Box<Error>, hint: String },
+
     /// The results file cannot be written.
     #[error("{0}")]
     Output(String),
@@ -70,7 +74,7 @@ impl Error {
         match self {
             Error::Usage(_) => exit::USAGE,
             Error::AfterCreate { .. } => exit::AFTER_CREATE,
-            Error::Again { cause, .. } => cause.exit_code(),
+            Error::Again { cause, .. } | Error::Hinted { cause, .. } => cause.exit_code(),
             _ => exit::FAILED,
         }
     }
@@ -79,14 +83,45 @@ impl Error {
     /// one clear line on standard error.
     pub fn report(&self, console: &Console) {
         match self {
-            Error::Refused(line) => console.status_always(line),
             Error::Again { cause, .. } => cause.report(console),
+            Error::Hinted { cause, hint } => {
+                // The hint replaces the cause's own explanation on stderr.
+                if !cause.status_lines(console) {
+                    console.error(&cause.to_string());
+                }
+                console.error(hint);
+            }
+            Error::Server(HsError::Status {
+                status,
+                reason,
+                json: false,
+                url,
+                ..
+            }) => {
+                self.status_lines(console);
+                console.error(&format!(
+                    "{url} answered {status} {reason} with a body that is not a Matrix JSON error \
+                     (a proxy in front of the homeserver?)"
+                ));
+            }
+            other => {
+                if !other.status_lines(console) {
+                    console.error(&other.to_string());
+                }
+            }
+        }
+    }
+
+    /// Prints the original's own lines for this error, if it has any:
+    /// `ERROR! Received ...` (and the server's text for a 4xx), or one of its
+    /// refusals. Whether it printed anything.
+    fn status_lines(&self, console: &Console) -> bool {
+        match self {
+            Error::Refused(line) => console.status_always(line),
             Error::Server(HsError::Status {
                 status,
                 reason,
                 error,
-                json,
-                url,
                 ..
             }) => {
                 console.status_always(&format!("ERROR! Received {status} {reason}"));
@@ -95,14 +130,9 @@ impl Error {
                         console.status_always(e);
                     }
                 }
-                if !json {
-                    console.error(&format!(
-                        "{url} answered {status} {reason} with a body that is not a Matrix JSON error \
-                         (a proxy in front of the homeserver?)"
-                    ));
-                }
             }
-            other => console.error(&other.to_string()),
+            _ => return false,
         }
+        true
     }
 }

@@ -58,6 +58,74 @@ impl HsError {
     }
 }
 
+/// What a failed request means, decided on the status and `errcode` where the
+/// servers give one, and on the text only where none does (an unknown nonce,
+/// registration turned off). Checked against the answers of Synapse,
+/// Dendrite and tuwunel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// `M_USER_IN_USE`: the localpart is taken.
+    UserInUse,
+    /// The nonce expired or was used: fetch another and sign again.
+    StaleNonce,
+    /// 429 / `M_LIMIT_EXCEEDED`: wait and try again.
+    RateLimited,
+    /// A 5xx, a timeout or a lost connection: try again later.
+    Transient,
+    /// 403: the MAC did not match (a wrong shared secret, or a MAC the
+    /// server computes differently).
+    BadMac,
+    /// Shared-secret registration is turned off on the server.
+    Disabled,
+    /// 404 / `M_UNRECOGNIZED`: the endpoint is not served at this URL.
+    NotServed,
+    /// Anything else: final.
+    Final,
+}
+
+pub fn verdict(e: &HsError) -> Verdict {
+    let (status, errcode, text) = match e {
+        HsError::Status {
+            status,
+            errcode,
+            error,
+            ..
+        } => (
+            *status,
+            errcode.as_deref().unwrap_or(""),
+            error.as_deref().unwrap_or("").to_ascii_lowercase(),
+        ),
+        HsError::Connect { .. } | HsError::Timeout { .. } => return Verdict::Transient,
+        HsError::Body { .. } => return Verdict::Final,
+    };
+    if errcode == "M_USER_IN_USE" {
+        Verdict::UserInUse
+    } else if status == 429 || errcode == "M_LIMIT_EXCEEDED" {
+        Verdict::RateLimited
+    } else if status >= 500 {
+        Verdict::Transient
+    } else if (status == 400 || status == 403)
+        && text.contains("nonce")
+        && !text.contains("must be specified")
+        && matches!(
+            errcode,
+            "" | "M_UNKNOWN" | "M_INVALID_PARAM" | "M_FORBIDDEN"
+        )
+    {
+        Verdict::StaleNonce
+    } else if text.contains("secret")
+        && (text.contains("not enabled") || text.contains("not configured"))
+    {
+        Verdict::Disabled
+    } else if status == 403 {
+        Verdict::BadMac
+    } else if status == 404 || errcode == "M_UNRECOGNIZED" {
+        Verdict::NotServed
+    } else {
+        Verdict::Final
+    }
+}
+
 /// What the register endpoint answers on success.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Registered {
@@ -319,6 +387,23 @@ impl Homeserver {
     }
 }
 
+impl Homeserver {
+    /// Whether the server delegates authentication to the Matrix
+    /// Authentication Service (MSC3861), which turns this endpoint off.
+    pub fn delegates_auth(&self) -> bool {
+        [
+            "/_matrix/client/v1/auth_metadata",
+            "/_matrix/client/unstable/org.matrix.msc2965/auth_metadata",
+            "/_matrix/client/unstable/org.matrix.msc2965/auth_issuer",
+        ]
+        .iter()
+        .any(|path| {
+            matches!(self.request("GET", path, None, None),
+                Ok((200, body)) if body.get("issuer").is_some())
+        })
+    }
+}
+
 /// The innermost cause of an error: "Connection refused (os error 111)" rather
 /// than "error sending request".
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
@@ -329,4 +414,130 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let msg = cur.to_string();
     // reqwest's own message may include the URL, which the caller names already.
     msg.split(" for url (").next().unwrap_or(&msg).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, errcode: Option<&str>, error: &str) -> HsError {
+        HsError::Status {
+            url: "u".into(),
+            status,
+            reason: String::new(),
+            errcode: errcode.map(str::to_string),
+            error: Some(error.into()),
+            json: true,
+            retry_after_ms: None,
+        }
+    }
+
+    #[test]
+    fn verdicts_for_synapse_dendrite_and_tuwunel() {
+        use Verdict::*;
+        let cases = [
+            // Synapse
+            (
+                answer(400, Some("M_USER_IN_USE"), "User ID already taken."),
+                UserInUse,
+            ),
+            (answer(403, Some("M_FORBIDDEN"), "HMAC incorrect"), BadMac),
+            (
+                answer(400, Some("M_UNKNOWN"), "unrecognised nonce"),
+                StaleNonce,
+            ),
+            (
+                answer(
+                    400,
+                    Some("M_UNKNOWN"),
+                    "Shared secret registration is not enabled",
+                ),
+                Disabled,
+            ),
+            (answer(400, Some("M_UNKNOWN"), "Invalid user type"), Final),
+            (
+                answer(400, Some("M_BAD_JSON"), "nonce must be specified"),
+                Final,
+            ),
+            (
+                answer(
+                    400,
+                    Some("M_INVALID_USERNAME"),
+                    "User ID can only contain characters a-z, 0-9, or '=_-./+'",
+                ),
+                Final,
+            ),
+            (
+                answer(404, Some("M_UNRECOGNIZED"), "Unrecognized request"),
+                NotServed,
+            ),
+            (
+                answer(429, Some("M_LIMIT_EXCEEDED"), "Too Many Requests"),
+                RateLimited,
+            ),
+            (answer(502, None, ""), Transient),
+            // tuwunel
+            (
+                answer(400, Some("M_USER_IN_USE"), "User ID is not available"),
+                UserInUse,
+            ),
+            (
+                answer(403, Some("M_FORBIDDEN"), "HMAC check failed"),
+                BadMac,
+            ),
+            (
+                answer(
+                    400,
+                    Some("M_INVALID_PARAM"),
+                    "Unrecognised or expired nonce",
+                ),
+                StaleNonce,
+            ),
+            (
+                answer(403, Some("M_FORBIDDEN"), "Unrecognised or expired nonce"),
+                StaleNonce,
+            ),
+            (
+                answer(
+                    400,
+                    Some("M_UNKNOWN"),
+                    "Shared-secret registration is not enabled",
+                ),
+                Disabled,
+            ),
+            (
+                answer(
+                    404,
+                    Some("M_NOT_FOUND"),
+                    "Shared-secret registration is not configured",
+                ),
+                Disabled,
+            ),
+            // Dendrite
+            (answer(403, Some("M_FORBIDDEN"), "HMAC incorrect"), BadMac),
+            (
+                answer(
+                    400,
+                    Some("M_USER_IN_USE"),
+                    "Desired user ID is already taken.",
+                ),
+                UserInUse,
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(verdict(&e), want, "{e}");
+        }
+        let down = HsError::Connect {
+            url: "u".into(),
+            cause: "refused".into(),
+        };
+        assert_eq!(verdict(&down), Transient);
+        assert_eq!(
+            verdict(&HsError::Timeout {
+                url: "u".into(),
+                secs: 1
+            }),
+            Transient
+        );
+    }
 }

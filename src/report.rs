@@ -78,7 +78,7 @@ fn status_of(e: &Error) -> Status {
             Status::Exists
         }
         Error::Server(_) | Error::Output(_) => Status::Failed,
-        Error::Again { cause, .. } => status_of(cause),
+        Error::Again { cause, .. } | Error::Hinted { cause, .. } => status_of(cause),
         Error::AfterCreate { .. } => Status::Registered,
         Error::Input(_)
         | Error::Refused(_)

@@ -63,7 +63,10 @@ fn server_unreachable() {
 
 #[test]
 fn proxy_answers_html() {
-    for status in ["502 Bad Gateway", "404 Not Found"] {
+    for (status, why) in [
+        ("502 Bad Gateway", "not a Matrix JSON error"),
+        ("404 Not Found", "does not serve the shared-secret registration endpoint"),
+    ] {
         let url = html_proxy(status);
         let run = Test::new()
             .args([
@@ -80,7 +83,7 @@ fn proxy_answers_html() {
         run.code(1)
             .stdout(&format!("ERROR! Received {status}\n"))
             .one_clear_line()
-            .stderr_has("not a Matrix JSON error");
+            .stderr_has(why);
         // The original prints the same first line for a failed nonce request.
         let orig = Test::original()
             .args([

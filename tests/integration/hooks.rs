@@ -249,7 +249,10 @@ fn hostile_hooks_end_with_a_clear_error() {
             run.stderr.contains(want),
             "{what}: want {want:?} in {run:#?}"
         );
-        assert!(run.stderr_unwarned().starts_with("error: hook "), "{what}: {run:#?}");
+        assert!(
+            run.stderr_unwarned().starts_with("error: hook "),
+            "{what}: {run:#?}"
+        );
         run.one_clear_line();
         assert!(s.user(&user).is_none(), "{what}");
     }
