@@ -9,7 +9,8 @@
 
 The server uses the pinned Synapse from the project's virtualenv (installed by
 scripts/synapse-venv.sh when missing), sqlite, bcrypt_rounds 4 and raised rate
-limits, and listens on a free 127.0.0.1 port plus a unix socket. A rig admin
+limits, and listens on a free 127.0.0.1 port, a unix socket, and a TLS port with a
+certificate from a CA generated for the run. A rig admin
 account is registered so tests can read state back through the admin API.
 
 Only the standard library is used here; the server itself runs in the venv.
@@ -50,7 +51,48 @@ def free_port():
         return s.getsockname()[1]
 
 
-def write_config(d, port, secret):
+TLS_SCRIPT = r"""
+import datetime, ipaddress, sys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID, ExtendedKeyUsageOID
+d = sys.argv[1]
+now = datetime.datetime.now(datetime.timezone.utc)
+def name(cn): return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+def pem(obj, path):
+    with open(path, "wb") as f:
+        f.write(obj.public_bytes(serialization.Encoding.PEM))
+ca_key = ec.generate_private_key(ec.SECP256R1())
+ca = (x509.CertificateBuilder().subject_name(name("rig test CA")).issuer_name(name("rig test CA"))
+      .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+      .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+      .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+      .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+      .sign(ca_key, hashes.SHA256()))
+key = ec.generate_private_key(ec.SECP256R1())
+cert = (x509.CertificateBuilder().subject_name(name("localhost")).issuer_name(ca.subject)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                       x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256()))
+pem(ca, d + "/ca.pem")
+pem(cert, d + "/tls.crt")
+with open(d + "/tls.key", "wb") as f:
+    f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
+"""
+
+
+def write_tls(d, py):
+    """A test CA and a certificate for localhost/127.0.0.1 signed by it."""
+    subprocess.run([py, "-c", TLS_SCRIPT, d], check=True)
+
+
+def write_config(d, port, secret, tls_port):
     log_config = os.path.join(d, "log.yaml")
     with open(log_config, "w") as f:
         json.dump({
@@ -73,7 +115,11 @@ def write_config(d, port, secret):
              "x_forwarded": False, "resources": [{"names": ["client"], "compress": False}]},
             {"path": os.path.join(d, "client.sock"), "type": "http",
              "resources": [{"names": ["client"], "compress": False}]},
+            {"port": tls_port, "bind_addresses": ["127.0.0.1"], "type": "http", "tls": True,
+             "resources": [{"names": ["client"], "compress": False}]},
         ],
+        "tls_certificate_path": os.path.join(d, "tls.crt"),
+        "tls_private_key_path": os.path.join(d, "tls.key"),
         "database": {"name": "sqlite3", "args": {"database": os.path.join(d, "homeserver.db")}},
         "log_config": log_config,
         "media_store_path": os.path.join(d, "media"),
@@ -141,9 +187,10 @@ def register_admin(url, secret):
 def start():
     venv, py = venv_python()
     d = tempfile.mkdtemp(prefix="rnmu-synapse-")
-    port = free_port()
+    port, tls_port = free_port(), free_port()
     secret = secrets.token_hex(24)
-    config = write_config(d, port, secret)
+    write_tls(d, py)
+    config = write_config(d, port, secret, tls_port)
     log = open(os.path.join(d, "stdout.log"), "w")
     proc = subprocess.Popen(
         [py, "-m", "synapse.app.homeserver", "-c", config],
@@ -171,6 +218,8 @@ def start():
         "url": url,
         "port": port,
         "socket": os.path.join(d, "client.sock"),
+        "tls_url": f"https://localhost:{tls_port}",
+        "ca": os.path.join(d, "ca.pem"),
         "secret": secret,
         "config": config,
         "server_name": SERVER_NAME,

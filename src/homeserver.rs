@@ -379,9 +379,13 @@ impl Homeserver {
                 secs: self.timeout.as_secs().max(1),
             }
         } else {
+            let mut cause = root_cause(e);
+            if cause.contains("certificate") {
+                cause.push_str(" (trust the server's CA with --cacert FILE)");
+            }
             HsError::Connect {
                 url: url.to_string(),
-                cause: root_cause(e),
+                cause,
             }
         }
     }

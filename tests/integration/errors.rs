@@ -65,7 +65,10 @@ fn server_unreachable() {
 fn proxy_answers_html() {
     for (status, why) in [
         ("502 Bad Gateway", "not a Matrix JSON error"),
-        ("404 Not Found", "does not serve the shared-secret registration endpoint"),
+        (
+            "404 Not Found",
+            "does not serve the shared-secret registration endpoint",
+        ),
     ] {
         let url = html_proxy(status);
         let run = Test::new()

@@ -8,6 +8,7 @@ mod extensions;
 mod hooks;
 mod prompts;
 mod rig;
+mod transports;
 
 pub use rig::{fresh, synapse};
 use std::io::Write;

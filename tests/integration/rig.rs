@@ -12,6 +12,9 @@ use std::sync::{Mutex, OnceLock};
 pub struct Synapse {
     pub url: String,
     pub socket: PathBuf,
+    /// The same server over TLS, with a certificate from `ca`.
+    pub tls_url: String,
+    pub ca: PathBuf,
     pub secret: String,
     pub config: PathBuf,
     pub server_name: String,
@@ -50,6 +53,8 @@ fn start() -> Synapse {
     Synapse {
         url: s("url"),
         socket: s("socket").into(),
+        tls_url: s("tls_url"),
+        ca: s("ca").into(),
         secret: s("secret"),
         config: s("config").into(),
         server_name: s("server_name"),
