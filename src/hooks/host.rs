@@ -88,7 +88,7 @@ impl Host {
         }
     }
 
-    fn masked(&self, msg: &str) -> String {
+    pub fn masked(&self, msg: &str) -> String {
         let mut out = msg.to_string();
         for s in self
             .redactions

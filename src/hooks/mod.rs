@@ -226,7 +226,9 @@ impl Hooks for LuaHooks {
         self.host.set_record_secrets(rec);
         for (idx, func) in funcs {
             let file = &self.files[*idx];
-            let fail = |message: String| located(&file.name, call.point, message);
+            // A hook may put a secret in its error message: mask it like its logs.
+            let fail =
+                |message: String| located(&file.name, call.point, self.host.masked(&message));
             let table = record::to_lua(&self.lua, rec).map_err(|e| fail(e.to_string()))?;
             let ctx = self.context(call, file).map_err(|e| fail(e.to_string()))?;
             self.host

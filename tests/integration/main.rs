@@ -6,6 +6,7 @@ mod drop_in;
 mod errors;
 mod extensions;
 mod hooks;
+mod hygiene;
 mod prompts;
 mod rig;
 mod transports;
@@ -106,15 +107,65 @@ impl Test {
             let _ = stdin.write_all(input);
         }
         let out = child.wait_with_output().unwrap();
-        Run {
+        let run = Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        if self.is_ours() {
+            run.never_shows(&self.secrets());
         }
+        run
+    }
+
+    fn is_ours(&self) -> bool {
+        self.program == assert_cmd::cargo::cargo_bin!("register_new_matrix_user")
+    }
+
+    /// What this run was given that it must never print: the rig's shared
+    /// secret, and every secret or password passed on the command line or
+    /// through standard input with `--password-file -`.
+    fn secrets(&self) -> Vec<String> {
+        let mut out: Vec<String> = rig::secret_if_started().into_iter().collect();
+        let mut args = self.args.iter().peekable();
+        while let Some(a) = args.next() {
+            if let Some((flag, v)) = a.split_once('=') {
+                if matches!(flag, "--password" | "--shared-secret") {
+                    out.push(v.to_string());
+                }
+            } else if matches!(a.as_str(), "-p" | "--password" | "-k" | "--shared-secret") {
+                if let Some(v) = args.peek() {
+                    out.push(v.to_string());
+                }
+            }
+        }
+        let stdin_password = self
+            .args
+            .windows(2)
+            .any(|w| w[0] == "--password-file" && w[1] == "-");
+        if let (true, Some(input)) = (stdin_password, &self.stdin) {
+            out.push(String::from_utf8_lossy(input).trim().to_string());
+        }
+        // Short values ("pw") occur in ordinary words; they prove nothing.
+        out.retain(|s| s.len() >= 6);
+        out
     }
 }
 
 impl Run {
+    /// Asserts that no output contains any of `secrets`.
+    #[track_caller]
+    pub fn never_shows(&self, secrets: &[String]) -> &Self {
+        for s in secrets {
+            assert!(
+                !self.stdout.contains(s.as_str()) && !self.stderr.contains(s.as_str()),
+                "a secret ({} characters) was printed\n{self:#?}",
+                s.len()
+            );
+        }
+        self
+    }
+
     #[track_caller]
     pub fn code(&self, want: i32) -> &Self {
         assert_eq!(self.code, want, "exit status\n{self:#?}");

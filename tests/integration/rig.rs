@@ -29,9 +29,15 @@ pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+static SYNAPSE: OnceLock<Synapse> = OnceLock::new();
+
 pub fn synapse() -> &'static Synapse {
-    static S: OnceLock<Synapse> = OnceLock::new();
-    S.get_or_init(start)
+    SYNAPSE.get_or_init(start)
+}
+
+/// The shared secret, when the server has been started.
+pub fn secret_if_started() -> Option<String> {
+    SYNAPSE.get().map(|s| s.secret.clone())
 }
 
 fn start() -> Synapse {
