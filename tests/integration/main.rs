@@ -5,6 +5,7 @@ mod batch;
 mod drop_in;
 mod errors;
 mod extensions;
+mod faults;
 mod hooks;
 mod hygiene;
 mod prompts;

@@ -1,0 +1,336 @@
+//! Fault injection: a proxy between the tool and the real Synapse that
+//! drops connections, answers 502/503 with HTML, stalls past the timeout,
+//! answers 429, lets nonces expire, and cuts the answer after the server has
+//! committed a registration. A batch through it must end with every user
+//! registered exactly once and every generated password recorded and valid,
+//! also when the tool is killed midway and run again.
+
+use crate::{Test, fresh, synapse};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Fault {
+    Drop,
+    Html502,
+    Html503,
+    Stall,
+    RateLimit,
+    ExpireNonce,
+    CutAfterCommit,
+}
+
+const FAULTS: [Fault; 7] = [
+    Fault::Drop,
+    Fault::Html502,
+    Fault::Html503,
+    Fault::Stall,
+    Fault::RateLimit,
+    Fault::ExpireNonce,
+    Fault::CutAfterCommit,
+];
+
+/// How long a stalled request hangs: past the tool's `--timeout 1`.
+const STALL: Duration = Duration::from_millis(1500);
+
+struct Proxy {
+    url: String,
+    injected: Arc<Mutex<HashMap<Fault, usize>>>,
+    requests: Arc<AtomicUsize>,
+}
+
+/// Starts the proxy in front of the rig's server; `per_mille` of the
+/// requests to the register endpoint get a fault, chosen by a seeded
+/// generator so a failure can be replayed.
+fn proxy(per_mille: u64, seed: u64) -> Proxy {
+    let upstream = synapse().url.trim_start_matches("http://").to_string();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let injected = Arc::new(Mutex::new(HashMap::new()));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let rng = Arc::new(AtomicU64::new(seed));
+    let (inj, reqs) = (injected.clone(), requests.clone());
+    std::thread::spawn(move || {
+        for client in l.incoming().flatten() {
+            let (upstream, inj, reqs, rng) =
+                (upstream.clone(), inj.clone(), reqs.clone(), rng.clone());
+            std::thread::spawn(move || {
+                let _ = handle(client, &upstream, per_mille, &rng, &inj, &reqs);
+            });
+        }
+    });
+    Proxy {
+        url,
+        injected,
+        requests,
+    }
+}
+
+/// splitmix64: a small, seeded, shared random sequence.
+fn next_random(state: &AtomicU64) -> u64 {
+    let mut z = state
+        .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+        .wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Reads one HTTP message head and its Content-Length body.
+fn read_message(s: &mut TcpStream) -> std::io::Result<(String, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let len = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = buf[head_end..].to_vec();
+    while body.len() < len {
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Ok((head, body))
+}
+
+fn respond(s: &mut TcpStream, status: &str, content_type: &str, body: &str) -> std::io::Result<()> {
+    write!(
+        s,
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn handle(
+    mut client: TcpStream,
+    upstream: &str,
+    per_mille: u64,
+    rng: &AtomicU64,
+    injected: &Mutex<HashMap<Fault, usize>>,
+    requests: &AtomicUsize,
+) -> std::io::Result<()> {
+    let (head, body) = read_message(&mut client)?;
+    requests.fetch_add(1, Ordering::Relaxed);
+    let request_line = head.lines().next().unwrap_or("").to_string();
+    let is_get = request_line.starts_with("GET ");
+    let register = request_line.contains("/_synapse/admin/v1/register");
+    let r = next_random(rng);
+    let fault = (register && r % 1000 < per_mille)
+        .then(|| FAULTS[((r >> 20) % FAULTS.len() as u64) as usize]);
+    // Each fault where it makes sense: an expiring nonce on GET, a cut answer on POST.
+    let fault = match fault {
+        Some(Fault::ExpireNonce) if !is_get => Some(Fault::CutAfterCommit),
+        Some(Fault::CutAfterCommit) if is_get => Some(Fault::ExpireNonce),
+        f => f,
+    };
+    if let Some(f) = fault {
+        *injected.lock().unwrap().entry(f).or_default() += 1;
+    }
+    match fault {
+        Some(Fault::Drop) => return Ok(()),
+        Some(Fault::Html502) => {
+            return respond(
+                &mut client,
+                "502 Bad Gateway",
+                "text/html",
+                "<html><h1>502 Bad Gateway</h1></html>",
+            );
+        }
+        Some(Fault::Html503) => {
+            return respond(
+                &mut client,
+                "503 Service Unavailable",
+                "text/html",
+                "<html>down for maintenance</html>",
+            );
+        }
+        Some(Fault::Stall) => {
+            std::thread::sleep(STALL);
+            return Ok(());
+        }
+        // A nonce the server never issued (or that expired long ago).
+        Some(Fault::ExpireNonce) => {
+            let body = format!("{{\"nonce\":\"{}\"}}", "0".repeat(128));
+            return respond(&mut client, "200 OK", "application/json", &body);
+        }
+        Some(Fault::RateLimit) => {
+            return respond(
+                &mut client,
+                "429 Too Many Requests",
+                "application/json",
+                r#"{"errcode":"M_LIMIT_EXCEEDED","error":"Too Many Requests","retry_after_ms":50}"#,
+            );
+        }
+        _ => {}
+    }
+    // Forward, one request per connection.
+    let mut up = TcpStream::connect(upstream)?;
+    let head = head
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:") && !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    write!(up, "{head}\r\nConnection: close\r\n\r\n")?;
+    up.write_all(&body)?;
+    let mut answer = Vec::new();
+    up.read_to_end(&mut answer)?;
+    match fault {
+        // The server has committed the registration; its answer is lost.
+        Some(Fault::CutAfterCommit) => {
+            client.write_all(&answer[..answer.len().min(12)])?;
+            Ok(())
+        }
+        _ => client.write_all(&answer),
+    }
+}
+
+fn write_users(dir: &Path, n: usize) -> (std::path::PathBuf, Vec<String>) {
+    let users: Vec<String> = (0..n).map(|_| fresh("fault")).collect();
+    let file = dir.join("users.csv");
+    std::fs::write(&file, format!("username\n{}\n", users.join("\n"))).unwrap();
+    (file, users)
+}
+
+fn batch_args(file: &Path, out: &Path, url: &str) -> Vec<String> {
+    let s = synapse();
+    [
+        "--batch",
+        file.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-j",
+        "4",
+        "--retries",
+        "25",
+        "--timeout",
+        "1",
+        "-k",
+        &s.secret,
+        url,
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect()
+}
+
+/// Every user registered exactly once, with a recorded password that logs in.
+fn check_end_state(out: &Path, users: &[String]) {
+    let s = synapse();
+    let lines: Vec<Value> = std::fs::read_to_string(out)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    for u in users {
+        let mine: Vec<&Value> = lines
+            .iter()
+            .filter(|l| l["username"] == u.as_str())
+            .collect();
+        let finals: Vec<&str> = mine
+            .iter()
+            .map(|l| l["status"].as_str().unwrap())
+            .filter(|st| *st != "pending")
+            .collect();
+        assert_eq!(finals.last(), Some(&"registered"), "{u}: {mine:?}");
+        assert_eq!(
+            finals.iter().filter(|st| **st == "registered").count(),
+            1,
+            "{u} registered once: {mine:?}"
+        );
+        let passwords: Vec<&str> = mine.iter().filter_map(|l| l["password"].as_str()).collect();
+        assert!(!passwords.is_empty(), "{u}: no password recorded");
+        assert!(
+            passwords.windows(2).all(|w| w[0] == w[1]),
+            "{u}: the recorded password changed: {mine:?}"
+        );
+        assert!(
+            s.login(u, passwords[0]).is_some(),
+            "{u}: the recorded password does not log in"
+        );
+    }
+}
+
+#[test]
+fn a_batch_through_faults_registers_everyone_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, users) = write_users(dir.path(), 300);
+    let out = dir.path().join("out.jsonl");
+    let p = proxy(150, 0x5eed);
+    let run = Test::new()
+        .args(batch_args(&file, &out, &p.url))
+        .arg("-q")
+        .run();
+    let injected = p.injected.lock().unwrap().clone();
+    assert_eq!(run.code, 0, "faults injected: {injected:?}\n{run:#?}");
+    check_end_state(&out, &users);
+    // Every kind of fault was exercised, at 10 to 20 % of the register requests.
+    for f in FAULTS {
+        assert!(
+            injected.get(&f).copied().unwrap_or(0) > 0,
+            "{f:?} never injected: {injected:?}"
+        );
+    }
+    let total: usize = injected.values().sum();
+    let requests = p.requests.load(Ordering::Relaxed);
+    assert!(
+        total * 100 >= requests * 8 && total * 100 <= requests * 22,
+        "{total} faults in {requests} requests"
+    );
+}
+
+#[test]
+fn a_killed_batch_through_faults_ends_the_same_when_run_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, users) = write_users(dir.path(), 300);
+    let out = dir.path().join("out.jsonl");
+    let p = proxy(150, 0xdead);
+    let mut child =
+        std::process::Command::new(assert_cmd::cargo::cargo_bin!("register_new_matrix_user"))
+            .args(batch_args(&file, &out, &p.url))
+            .arg("-q")
+            .spawn()
+            .unwrap();
+    loop {
+        let done = std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .matches("\"registered\"")
+            .count();
+        if done >= 60 {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let run = Test::new().args(batch_args(&file, &out, &p.url)).run();
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert!(run.stderr.contains("done by an earlier run"), "{run:#?}");
+    check_end_state(&out, &users);
+}
