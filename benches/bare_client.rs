@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The server's own capacity for shared-secret registrations: a bare
 //! concurrent client that only fetches a nonce, signs and posts, with no
 //! pipeline, hooks, journal or output. Used by benches/batch.py.

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! What hooks cost per registration, network excluded: the three shipped
 //! hooks loaded once into one Lua state, then every hook point of the
 //! pipeline fired for many records, against the same loop with no hooks.

@@ -464,3 +464,48 @@ mod tests {
         assert!(bad[0].1.as_ref().unwrap_err().contains("not a YAML list"));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn rows(format: Format, text: &str) -> usize {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("rows");
+        std::fs::write(&p, text).unwrap();
+        let lines = text.lines().count() + 1;
+        let Ok(rows) = open(&p, format) else { return 0 };
+        let mut n = 0;
+        for row in rows {
+            assert!(row.line <= lines, "line {} of {lines}", row.line);
+            n += 1;
+        }
+        n
+    }
+
+    proptest! {
+        /// Arbitrary text in each format: rows or row errors, never a panic.
+        #[test]
+        fn any_text(text in "(?s).{0,400}") {
+            for f in [Format::Csv, Format::Jsonl, Format::Yaml] {
+                rows(f, &text);
+            }
+        }
+
+        /// Text made of the formats' own punctuation, which reaches deeper.
+        #[test]
+        fn format_shaped_text(text in "[-a-z\"',:{}\\[\\]\n #=0-9]{0,300}") {
+            for f in [Format::Csv, Format::Jsonl, Format::Yaml] {
+                rows(f, &text);
+            }
+        }
+
+        /// Well-formed JSON Lines: one row per non-blank line.
+        #[test]
+        fn jsonl_rows_match_lines(names in prop::collection::vec("[a-z]{1,8}", 0..20)) {
+            let text: String = names.iter().map(|n| format!("{{\"username\":\"{n}\"}}\n\n")).collect();
+            prop_assert_eq!(rows(Format::Jsonl, &text), names.len());
+        }
+    }
+}

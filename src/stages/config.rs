@@ -493,3 +493,65 @@ mod tests {
         assert!(err.to_string().contains("not valid YAML"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            "[a-z0-9 :/_.-]{0,12}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            let keys = prop_oneof![
+                Just("listeners".to_string()),
+                Just("port".to_string()),
+                Just("path".to_string()),
+                Just("type".to_string()),
+                Just("tls".to_string()),
+                Just("resources".to_string()),
+                Just("names".to_string()),
+                Just("registration_shared_secret".to_string()),
+                Just("registration_shared_secret_path".to_string()),
+                Just(TOOL_KEY.to_string()),
+                Just("hooks".to_string()),
+                "[a-z]{1,6}",
+            ];
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                prop::collection::btree_map(keys, inner, 0..5)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn check(text: &[u8]) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("hs.yaml");
+        std::fs::write(&p, text).unwrap();
+        let console = crate::console::Console::new(crate::console::Level::Quiet, false);
+        if let Ok(cfg) = load(&[p], &console) {
+            let _ = secret_from_config(&cfg.merged);
+            let _ = client_listener_url(&cfg.merged);
+        }
+    }
+
+    proptest! {
+        /// Arbitrary bytes: an answer from the loader, never a panic.
+        #[test]
+        fn any_bytes(text in prop::collection::vec(any::<u8>(), 0..512)) {
+            check(&text);
+        }
+
+        /// Config-shaped YAML with values of every type where the loader
+        /// expects specific ones.
+        #[test]
+        fn config_shaped_yaml(v in json()) {
+            check(serde_yaml::to_string(&v).unwrap().as_bytes());
+        }
+    }
+}

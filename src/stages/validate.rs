@@ -99,3 +99,28 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::check_localpart;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any string at all: an answer, never a panic, and an accepted one is
+        /// plain ASCII from the grammar once lowercased.
+        #[test]
+        fn any_string_gets_an_answer(s in any::<String>()) {
+            if check_localpart(&s).is_ok() {
+                let l = s.to_lowercase();
+                prop_assert!(l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._=-/+".contains(&b)));
+                prop_assert!(!l.is_empty() && l.len() <= 252);
+            }
+        }
+
+        /// Every name from the grammar with a non-digit is accepted, in either case.
+        #[test]
+        fn the_grammar_is_accepted(s in "[a-zA-Z._=/+-][a-zA-Z0-9._=/+-]{0,200}") {
+            prop_assert!(check_localpart(&s).is_ok(), "{}", s);
+        }
+    }
+}

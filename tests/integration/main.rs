@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The integration tests: one binary, one real Synapse (see `rig`), and a
 //! fluent builder for running either this tool or Synapse's original script.
 
@@ -31,6 +32,12 @@ pub struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+}
+
+impl Default for Test {
+    fn default() -> Self {
+        Test::new()
+    }
 }
 
 impl Test {
