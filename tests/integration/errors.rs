@@ -244,3 +244,105 @@ fn closed_stdin_instead_of_an_answer() {
         .one_clear_line()
         .stderr_has("standard input is closed");
 }
+
+/// The rest of the README's table of bad inputs: each gets one clear line and
+/// its exit status before anything is sent.
+#[test]
+fn more_bad_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("ca.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let no_username = dir.path().join("u.csv");
+    std::fs::write(&no_username, "name,password\nalice,x\n").unwrap();
+    let good = dir.path().join("good.csv");
+    std::fs::write(&good, "username\nalice\n").unwrap();
+    let unknown_ext = dir.path().join("users.txt");
+    std::fs::write(&unknown_ext, "alice\n").unwrap();
+    let dead = dead_url();
+    let cases: Vec<(Vec<String>, i32, &str)> = vec![
+        (
+            vec![
+                "--cacert".into(),
+                not_pem.display().to_string(),
+                dead.clone(),
+            ],
+            1,
+            "holds no PEM certificate",
+        ),
+        (
+            vec![
+                "--cacert".into(),
+                "/nonexistent/ca.pem".into(),
+                dead.clone(),
+            ],
+            1,
+            "cannot read --cacert file",
+        ),
+        (
+            vec!["matrix.example.org".into()],
+            1,
+            "must start with http://, https:// or unix:",
+        ),
+        (
+            vec![
+                "--batch".into(),
+                unknown_ext.display().to_string(),
+                dead.clone(),
+            ],
+            2,
+            "--batch-format",
+        ),
+        (
+            vec!["--batch".into(), "/nonexistent/u.csv".into(), dead.clone()],
+            2,
+            "cannot open batch file",
+        ),
+        (
+            vec![
+                "--batch".into(),
+                no_username.display().to_string(),
+                dead.clone(),
+            ],
+            1,
+            "no `username` column",
+        ),
+        (
+            vec![
+                "--batch".into(),
+                good.display().to_string(),
+                "-o".into(),
+                "/nonexistent/dir/out.jsonl".into(),
+                dead.clone(),
+            ],
+            1,
+            "cannot open the results file",
+        ),
+        (
+            vec![
+                "--hook".into(),
+                "/nonexistent/hook.lua".into(),
+                dead.clone(),
+            ],
+            1,
+            "cannot read it",
+        ),
+        (
+            vec!["--hook-timeout".into(), "0".into(), dead.clone()],
+            2,
+            "not between 0 and 86400",
+        ),
+    ];
+    for (args, code, why) in cases {
+        let mut t = Test::new().args(["--no-admin", "-k", "s"]);
+        if !args.contains(&"--batch".to_string()) {
+            t = t.args(["-u", "x", "--password-file", "-"]).stdin("pw");
+        }
+        let run = t.args(args.clone()).run();
+        assert_eq!(run.code, code, "{args:?}: {run:#?}");
+        assert!(run.stderr.contains(why), "{args:?}: want {why:?}: {run:#?}");
+        assert!(!run.stderr.contains("panicked"), "{args:?}");
+        if code == 1 {
+            run.one_clear_line();
+        }
+    }
+}
