@@ -329,6 +329,11 @@ fn cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
+/// A string field of a JSON answer.
+fn str_field(j: &serde_json::Value, key: &str) -> Option<String> {
+    j.get(key).and_then(|v| v.as_str()).map(str::to_string)
+}
+
 /// Percent-encodes one URL path segment (room IDs and aliases contain `!#:`).
 fn segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -405,9 +410,7 @@ fn matrix_module(lua: &Lua, host: &Rc<Host>) -> mlua::Result<Table> {
         lua.create_function(move |_, (token, user_id): (String, String)| {
             let body = serde_json::json!({"is_direct": true, "invite": [user_id], "preset": "trusted_private_chat"});
             let j = call(&h, "POST", "/_matrix/client/v3/createRoom", &token, body)?;
-            j.get("room_id")
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
+            str_field(&j, "room_id")
                 .ok_or_else(|| mlua::Error::runtime("createRoom answered without a room_id"))
         })?,
     )?;
@@ -437,9 +440,7 @@ fn matrix_module(lua: &Lua, host: &Rc<Host>) -> mlua::Result<Table> {
                 &token,
                 serde_json::json!({"msgtype": "m.text", "body": text}),
             )?;
-            Ok(j.get("event_id")
-                .and_then(|v| v.as_str())
-                .map(str::to_string))
+            Ok(str_field(&j, "event_id"))
         })?,
     )?;
 
@@ -454,9 +455,7 @@ fn matrix_module(lua: &Lua, host: &Rc<Host>) -> mlua::Result<Table> {
                 &token,
                 serde_json::json!({}),
             )?;
-            Ok(j.get("room_id")
-                .and_then(|v| v.as_str())
-                .map(str::to_string))
+            Ok(str_field(&j, "room_id"))
         })?,
     )?;
 
@@ -467,12 +466,9 @@ fn matrix_module(lua: &Lua, host: &Rc<Host>) -> mlua::Result<Table> {
             let room_id = if room.starts_with('#') {
                 let path = format!("/_matrix/client/v3/directory/room/{}", segment(&room));
                 let j = call(&h, "GET", &path, &token, serde_json::Value::Null)?;
-                j.get("room_id")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_string)
-                    .ok_or_else(|| {
-                        mlua::Error::runtime(format!("{room} did not resolve to a room ID"))
-                    })?
+                str_field(&j, "room_id").ok_or_else(|| {
+                    mlua::Error::runtime(format!("{room} did not resolve to a room ID"))
+                })?
             } else {
                 room
             };
@@ -504,9 +500,7 @@ fn matrix_module(lua: &Lua, host: &Rc<Host>) -> mlua::Result<Table> {
             if status != 200 {
                 return Err(mlua::Error::runtime(format!("whoami answered {status}")));
             }
-            Ok(j.get("user_id")
-                .and_then(|v| v.as_str())
-                .map(str::to_string))
+            Ok(str_field(&j, "user_id"))
         })?,
     )?;
     Ok(m)

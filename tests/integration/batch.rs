@@ -385,7 +385,7 @@ fn resume_after_kill() {
         ])
         .args(["--hook", slow.to_str().unwrap()])
     };
-    let mut child =
+    let child =
         std::process::Command::new(assert_cmd::cargo::cargo_bin!("register_new_matrix_user"))
             .args([
                 "--batch",
@@ -401,22 +401,7 @@ fn resume_after_kill() {
             .args(["--hook", slow.to_str().unwrap(), "-q"])
             .spawn()
             .unwrap();
-    loop {
-        let done = std::fs::read_to_string(&out)
-            .unwrap_or_default()
-            .matches("\"registered\"")
-            .count();
-        if done >= 8 {
-            break;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "finished before it could be killed"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    crate::kill_midway(child, &out, 8);
     let first = std::fs::read_to_string(&out).unwrap();
     let done_first = first.matches("\"registered\"").count();
     assert!(

@@ -307,28 +307,13 @@ fn a_killed_batch_through_faults_ends_the_same_when_run_again() {
     let (file, users) = write_users(dir.path(), 300);
     let out = dir.path().join("out.jsonl");
     let p = proxy(150, 0xdead);
-    let mut child =
+    let child =
         std::process::Command::new(assert_cmd::cargo::cargo_bin!("register_new_matrix_user"))
             .args(batch_args(&file, &out, &p.url))
             .arg("-q")
             .spawn()
             .unwrap();
-    loop {
-        let done = std::fs::read_to_string(&out)
-            .unwrap_or_default()
-            .matches("\"registered\"")
-            .count();
-        if done >= 60 {
-            break;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "finished before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    crate::kill_midway(child, &out, 60);
     let run = Test::new().args(batch_args(&file, &out, &p.url)).run();
     assert_eq!(run.code, 0, "{run:#?}");
     assert!(run.stderr.contains("done by an earlier run"), "{run:#?}");

@@ -34,6 +34,27 @@ pub struct Run {
     pub stderr: String,
 }
 
+/// Kills (SIGKILL) a batch run once its results file holds `after` final
+/// `registered` lines; fails if it ends by itself before that.
+pub fn kill_midway(mut child: std::process::Child, results: &std::path::Path, after: usize) {
+    loop {
+        let done = std::fs::read_to_string(results)
+            .unwrap_or_default()
+            .matches("\"registered\"")
+            .count();
+        if done >= after {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before it could be killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 impl Default for Test {
     fn default() -> Self {
         Test::new()
