@@ -87,6 +87,12 @@ pub fn run(cli: &Cli, path: &Path, console: &Console) -> Result<u8, Error> {
             s.rejected,
             s.failed
         );
+        if s.after_create > 0 {
+            line.push_str(&format!(
+                ", {} registered but a later step failed",
+                s.after_create
+            ));
+        }
         if s.skipped > 0 {
             line.push_str(&format!(", {} done by an earlier run", s.skipped));
         }
@@ -97,7 +103,7 @@ pub fn run(cli: &Cli, path: &Path, console: &Console) -> Result<u8, Error> {
     }
     let exists_bad = s.exists > 0 && !cli.exists_ok;
     Ok(
-        if s.rejected + s.failed > 0 || exists_bad || shared.post_failures() > 0 {
+        if s.rejected + s.failed > 0 || exists_bad || s.after_create > 0 {
             exit::FAILED
         } else {
             exit::OK

@@ -16,7 +16,6 @@ use crate::report::{Report, Status};
 use crate::secret::Secret;
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// What every worker shares.
@@ -30,15 +29,6 @@ pub struct Shared<'a> {
     pub progress: &'a Progress,
     pub json: bool,
     pub rows: Mutex<RowSource>,
-}
-
-static POST_FAILURES: AtomicUsize = AtomicUsize::new(0);
-
-impl Shared<'_> {
-    /// Rows registered whose later steps failed.
-    pub fn post_failures(&self) -> usize {
-        POST_FAILURES.load(Ordering::Relaxed)
-    }
 }
 
 /// The rows, with the usernames seen so far (to refuse duplicates).
@@ -195,9 +185,6 @@ fn worker(shared: &Shared<'_>) -> Result<(), Error> {
                         if cli.dry_run && result.is_ok() {
                             rec.outcome = Some(Outcome::DryRun);
                         }
-                        if matches!(result, Err(Error::AfterCreate { .. })) {
-                            POST_FAILURES.fetch_add(1, Ordering::Relaxed);
-                        }
                         let mut r = Report::of(&rec, &result);
                         r.line = Some(line);
                         r.username = Some(key);
@@ -262,6 +249,6 @@ fn finish(shared: &Shared<'_>, report: &Report, skipped: bool) -> Result<(), Err
             shared.progress.println(&format!("error: {e}"));
         }
     }
-    shared.progress.add(report.status, skipped);
+    shared.progress.add(report, skipped);
     Ok(())
 }

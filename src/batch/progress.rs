@@ -3,7 +3,7 @@
 //! On a terminal: a bar with the rate, the ETA and the counts. Elsewhere
 //! (a log, CI): a plain line every few seconds. With -q: nothing but errors.
 
-use crate::report::Status;
+use crate::report::{Report, Status};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
@@ -20,6 +20,7 @@ struct Counts {
     failed: AtomicUsize,
     skipped: AtomicUsize,
     dry_run: AtomicUsize,
+    after_create: AtomicUsize,
 }
 
 pub struct Progress {
@@ -41,6 +42,8 @@ pub struct Summary {
     /// Done by an earlier run with the same results file.
     pub skipped: usize,
     pub dry_run: usize,
+    /// Registered, but a step after that failed (counted in `registered` too).
+    pub after_create: usize,
 }
 
 impl Summary {
@@ -79,8 +82,12 @@ impl Progress {
     }
 
     /// Counts one finished row.
-    pub fn add(&self, status: Status, skipped: bool) {
+    pub fn add(&self, report: &Report, skipped: bool) {
+        let status = report.status;
         let c = &self.counts;
+        if status == Status::Registered && report.error.is_some() {
+            c.after_create.fetch_add(1, Ordering::Relaxed);
+        }
         let counter = match (skipped, status) {
             (true, _) => &c.skipped,
             (_, Status::Registered) => &c.registered,
@@ -142,6 +149,7 @@ impl Progress {
             failed: get(&c.failed),
             skipped: get(&c.skipped),
             dry_run: get(&c.dry_run),
+            after_create: get(&c.after_create),
         }
     }
 

@@ -437,3 +437,32 @@ fn resume_after_kill() {
         );
     }
 }
+
+#[test]
+fn a_failed_step_after_registration_is_reported_and_fails_the_batch() {
+    let s = synapse();
+    let dir = tempfile::tempdir().unwrap();
+    let hook = write(
+        dir.path(),
+        "late.lua",
+        "return { after_submit = function() error('CRM is down') end }",
+    );
+    let u = fresh("late");
+    let file = write(
+        dir.path(),
+        "u.csv",
+        &format!("username,password\n{u},pw-late\n"),
+    );
+    let run = batch(&file)
+        .args(["--json", "--hook", hook.to_str().unwrap()])
+        .run();
+    run.code(1);
+    let r = &results(&run.stdout)[0];
+    assert_eq!(r["status"], "registered");
+    assert!(r["error"].as_str().unwrap().contains("CRM is down"), "{r}");
+    assert!(
+        run.stderr.contains("1 registered but a later step failed"),
+        "{run:#?}"
+    );
+    registered(&u, "pw-late", false);
+}
