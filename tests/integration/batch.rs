@@ -254,7 +254,7 @@ fn dry_run_batch_registers_nobody() {
     );
     let run = batch(&file).args(["--dry-run", "--json"]).run();
     let lines = results(&run.stdout);
-    assert_eq!(lines[0]["status"], "dry_run", "{run:#?}");
+    assert_eq!(last_by_user(&lines)[&u]["status"], "dry_run", "{run:#?}");
     assert_eq!(last_by_user(&lines)["x y"]["status"], "rejected");
     assert!(synapse().user(&u).is_none());
 }
