@@ -46,8 +46,10 @@ impl Prompter for Terminal {
         let fail =
             |e: std::io::Error| Error::Input(format!("cannot read the answer to {prompt:?}: {e}"));
         if term.is_term() {
-            // Echo off while the line is typed; the terminal is restored after.
+            // Echo off while the line is typed; the terminal is restored after,
+            // and on Ctrl-C too.
             term.write_str(&format!("{prompt}: ")).map_err(fail)?;
+            let _restore = echo::Restore::arm();
             let line = term.read_secure_line().map_err(fail)?;
             return Ok(Secret::new(line));
         }
@@ -90,5 +92,76 @@ impl Prompter for NoPrompts {
 
     fn password(&mut self, prompt: &str) -> Result<Secret, Error> {
         self.text(prompt, None).map(Secret::new)
+    }
+}
+
+/// Puts the terminal's echo back when Ctrl-C ends the tool during a hidden
+/// prompt (the terminal layer turns echo off while the password is typed).
+mod echo {
+    use std::sync::{Mutex, Once};
+
+    /// The terminal settings from before the prompt, while one is open.
+    static SAVED: Mutex<Option<(i32, libc::termios)>> = Mutex::new(None);
+    static HANDLER: Once = Once::new();
+
+    pub struct Restore;
+
+    impl Restore {
+        /// Saves the settings of the terminal the prompt reads from, and makes
+        /// Ctrl-C restore them and exit with 130.
+        pub fn arm() -> Restore {
+            use std::os::fd::AsRawFd;
+            let tty = std::fs::File::open("/dev/tty");
+            let fd = match &tty {
+                Ok(f) => f.as_raw_fd(),
+                Err(_) => libc::STDIN_FILENO,
+            };
+            let mut t = std::mem::MaybeUninit::<libc::termios>::uninit();
+            // SAFETY: tcgetattr writes a termios into the buffer when it returns 0.
+            if unsafe { libc::tcgetattr(fd, t.as_mut_ptr()) } == 0 {
+                // SAFETY: initialised by the successful call above.
+                let t = unsafe { t.assume_init() };
+                // A duplicate stays open for the handler after `tty` is dropped.
+                // SAFETY: dup on a descriptor we hold.
+                let keep = unsafe { libc::dup(fd) };
+                if keep >= 0 {
+                    if let Ok(mut s) = SAVED.lock() {
+                        *s = Some((keep, t));
+                    }
+                }
+            }
+            HANDLER.call_once(|| {
+                let _ = ctrlc::set_handler(|| {
+                    restore();
+                    eprintln!();
+                    std::process::exit(130);
+                });
+            });
+            Restore
+        }
+    }
+
+    fn restore() {
+        if let Ok(mut s) = SAVED.lock() {
+            if let Some((fd, t)) = s.take() {
+                // SAFETY: fd is our own duplicate; t came from tcgetattr on it.
+                unsafe {
+                    libc::tcsetattr(fd, libc::TCSANOW, &t);
+                    libc::close(fd);
+                }
+            }
+        }
+    }
+
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // The terminal layer restored the settings itself; just let go.
+            if let Ok(mut s) = SAVED.lock() {
+                if let Some((fd, _)) = s.take() {
+                    // SAFETY: fd is our own duplicate.
+                    unsafe { libc::close(fd) };
+                }
+            }
+        }
     }
 }

@@ -5,8 +5,8 @@
 
 SCRIPT_JSON is {"steps": [[expect, answer], ...], "timeout": seconds}: wait
 until `expect` appears in the output (after the previous match), then type
-`answer`. Prints {"output": ..., "exit": ..., "unmatched": expect-or-null}
-as JSON once the command ends.
+`answer`. Prints {"output": ..., "exit": ..., "unmatched": expect-or-null, "echo":
+whether the terminal echoes typing once the command has ended} as JSON.
 """
 import fcntl
 import json
@@ -63,10 +63,15 @@ def main():
     if alive:
         os.kill(pid, 9)
     _, status = os.waitpid(pid, 0)
+    try:
+        echo = bool(termios.tcgetattr(fd)[3] & termios.ECHO)
+    except termios.error:
+        echo = None
     print(json.dumps({
         "output": buf.decode(errors="replace"),
         "exit": os.waitstatus_to_exitcode(status),
         "unmatched": unmatched,
+        "echo": echo,
     }))
 
 

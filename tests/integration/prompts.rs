@@ -7,6 +7,7 @@ use std::process::Command;
 struct Session {
     output: String,
     exit: i64,
+    echo: Option<bool>,
 }
 
 /// Runs `program args` on a terminal, answering each `(prompt, answer)` in turn.
@@ -32,6 +33,7 @@ fn drive(program: &str, args: &[&str], steps: &[(&str, &str)]) -> Session {
     Session {
         output: strip_ansi(v["output"].as_str().unwrap()),
         exit: v["exit"].as_i64().unwrap(),
+        echo: v["echo"].as_bool(),
     }
 }
 
@@ -152,4 +154,31 @@ fn password_mismatch_and_blank() {
         );
         assert!(s.user(&user).is_none());
     }
+}
+
+#[test]
+fn ctrl_c_at_the_password_prompt_restores_echo() {
+    let s = synapse();
+    for program in both() {
+        let user = fresh("intr");
+        let session = drive(
+            &program,
+            &["-u", &user, "-k", &s.secret, &s.url],
+            &[("Password: ", "\x03")],
+        );
+        assert_ne!(session.exit, 0, "{program}");
+        assert_eq!(
+            session.echo,
+            Some(true),
+            "{program} left the terminal without echo"
+        );
+        assert!(s.user(&user).is_none());
+    }
+    // This tool exits with 130, as a shell reports an interrupted command.
+    let session = drive(
+        &ours(),
+        &["-u", &fresh("intr"), "-k", &s.secret, &s.url],
+        &[("Password: ", "\x03")],
+    );
+    assert_eq!(session.exit, 130);
 }
