@@ -440,7 +440,6 @@ fn resume_after_kill() {
 
 #[test]
 fn a_failed_step_after_registration_is_reported_and_fails_the_batch() {
-    let s = synapse();
     let dir = tempfile::tempdir().unwrap();
     let hook = write(
         dir.path(),
