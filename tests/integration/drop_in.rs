@@ -444,3 +444,41 @@ fn config_secret_errors_exit_1_with_nothing_sent() {
         d.ours.code(1).stdout("").one_clear_line();
     }
 }
+
+#[test]
+fn abbreviated_long_flags_work_as_in_the_original() {
+    compare(
+        &[
+            "--us",
+            "{user}",
+            "--passw",
+            "pw-abbrev",
+            "--no",
+            "--conf",
+            "{config}",
+        ],
+        None,
+    )
+    .nobody(); // --us is ambiguous (--user, --user_type) in both: a usage error.
+    compare(
+        &[
+            "--user",
+            "{user}",
+            "--password",
+            "pw-abbrev",
+            "--no",
+            "--conf",
+            "{config}",
+            "--exists",
+        ],
+        None,
+    )
+    .registered("pw-abbrev", false, None);
+    compare(
+        &["--user", "{user}", "--pass", "x", "--no", "-c", "{config}"],
+        None,
+    )
+    .nobody()
+    .ours
+    .code(2);
+}
