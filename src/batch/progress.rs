@@ -61,9 +61,9 @@ impl Progress {
                 None => ProgressBar::new_spinner(),
             };
             let template = if total.is_some() {
-                "{bar:30} {pos}/{len} {per_sec} ETA {eta} {msg}"
+                "{bar:30} {pos}/{len}  ETA {eta}  {msg}"
             } else {
-                "{spinner} {pos} rows {per_sec} {msg}"
+                "{spinner} {pos} rows  {msg}"
             };
             if let Ok(style) = ProgressStyle::with_template(template) {
                 bar.set_style(style);
@@ -108,9 +108,8 @@ impl Progress {
                 let of = self.total.map(|t| format!(" of {t}")).unwrap_or_default();
                 let _ = writeln!(
                     std::io::stderr().lock(),
-                    "progress: {}{of} rows, {:.0}/s, {}",
+                    "progress: {}{of} rows  {}",
                     s.rows(),
-                    s.rows() as f64 / self.start.elapsed().as_secs_f64().max(1e-9),
                     self.counts_text()
                 );
             }
@@ -127,8 +126,9 @@ impl Progress {
 
     fn counts_text(&self) -> String {
         let s = self.summary();
+        let rate = (s.rows() - s.skipped) as f64 / self.start.elapsed().as_secs_f64().max(1e-9);
         let mut t = format!(
-            "ok {}  exists {}  failed {}",
+            "{rate:.0}/s  ok {}  exists {}  failed {}",
             s.registered,
             s.exists,
             s.failed + s.rejected
