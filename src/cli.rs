@@ -11,8 +11,9 @@ homeserver needs `registration_shared_secret` (or `registration_shared_secret_pa
 
 const AFTER_HELP: &str = "\
 Exit status:
-  0  the user was registered (or already existed, with --exists-ok)
-  1  the registration failed: bad input, bad config, server error or refusal
+  0  the user was registered (or already existed, with --exists-ok); with --batch, every row
+  1  the registration failed: bad input, bad config, server error or refusal; with --batch,
+     any row that did not end registered
   2  the command line could not be parsed, or a config file could not be opened
   3  the account was created, but a step after that failed (see the message)
 
@@ -94,66 +95,86 @@ pub struct Cli {
 
     /// [extension] Run the Lua hook FILE between the pipeline's stages (repeatable; run in the
     /// order given, before hooks listed in the config). See docs/hooks.md.
-    #[arg(long = "hook", value_name = "FILE", action = ArgAction::Append)]
+    #[arg(long = "hook", value_name = "FILE", action = ArgAction::Append, help_heading = "Hooks")]
     pub hooks: Vec<PathBuf>,
 
     /// [extension] Give hooks the full Lua standard library (os.execute, io, debug, C modules).
-    #[arg(long = "hook-unsafe")]
+    #[arg(long = "hook-unsafe", help_heading = "Hooks")]
     pub hook_unsafe: bool,
 
     /// [extension] The longest one hook call may run, in seconds.
-    #[arg(long = "hook-timeout", value_name = "SECS", default_value = "5", value_parser = parse_secs)]
+    #[arg(long = "hook-timeout", value_name = "SECS", default_value = "5", value_parser = parse_secs, help_heading = "Hooks")]
     pub hook_timeout: std::time::Duration,
 
     /// [extension] The most memory the hooks' Lua state may use, in MiB.
-    #[arg(long = "hook-memory", value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    #[arg(long = "hook-memory", value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096), help_heading = "Hooks")]
     pub hook_memory: u64,
 
     /// [extension] Run every stage up to signing, with hooks, and print the request that would
     /// be sent (password and MAC masked). Contacts no server and registers nobody.
-    #[arg(long = "dry-run")]
+    #[arg(long = "dry-run", help_heading = "Hooks")]
     pub dry_run: bool,
 
     /// [extension] How often to try again after a rate limit, an expired nonce, a 5xx answer or a
     /// dropped connection. Default: 0 for one registration (as the original), 5 for --batch.
-    #[arg(long = "retries", value_name = "N")]
+    #[arg(
+        long = "retries",
+        value_name = "N",
+        help_heading = "Batch and machine-readable output"
+    )]
     pub retries: Option<u32>,
 
     /// [extension] Register one user per row of FILE (`-` for standard input): CSV with a header
     /// row, JSON Lines, or a YAML list. Flags given here are defaults for every row.
-    #[arg(long = "batch", value_name = "FILE", conflicts_with = "user")]
+    #[arg(
+        long = "batch",
+        value_name = "FILE",
+        conflicts_with = "user",
+        help_heading = "Batch and machine-readable output"
+    )]
     pub batch: Option<PathBuf>,
 
     /// [extension] The batch file's format, when its extension does not say.
-    #[arg(long = "batch-format", value_name = "FORMAT", requires = "batch")]
+    #[arg(
+        long = "batch-format",
+        value_name = "FORMAT",
+        requires = "batch",
+        help_heading = "Batch and machine-readable output"
+    )]
     pub batch_format: Option<crate::batch::reader::Format>,
 
     /// [extension] How many rows of a batch run at once.
-    #[arg(long = "jobs", short = 'j', value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long = "jobs", short = 'j', value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256), help_heading = "Batch and machine-readable output")]
     pub jobs: u16,
 
     /// [extension] Append one JSON result per batch row to FILE (mode 0600); running again with the
     /// same FILE resumes the batch.
-    #[arg(long = "output", short = 'o', value_name = "FILE", requires = "batch")]
+    #[arg(
+        long = "output",
+        short = 'o',
+        value_name = "FILE",
+        requires = "batch",
+        help_heading = "Batch and machine-readable output"
+    )]
     pub output: Option<PathBuf>,
 
     /// [extension] Print one JSON result per registration on standard output; the usual lines go
     /// to standard error.
-    #[arg(long = "json")]
+    #[arg(long = "json", help_heading = "Batch and machine-readable output")]
     pub json: bool,
 
     /// [extension] Trust the certificate authorities in FILE (PEM) besides the system's, for a
     /// homeserver with a private CA.
-    #[arg(long = "cacert", value_name = "FILE")]
+    #[arg(long = "cacert", value_name = "FILE", help_heading = "Transport")]
     pub cacert: Option<PathBuf>,
 
     /// [extension] Accept any TLS certificate (a self-signed test server). Anyone on the path can
     /// then read the shared secret's MAC and the password.
-    #[arg(long = "insecure")]
+    #[arg(long = "insecure", help_heading = "Transport")]
     pub insecure: bool,
 
     /// [extension] The longest one request may take, in seconds.
-    #[arg(long = "timeout", value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    #[arg(long = "timeout", value_name = "SECS", default_value = "30", value_parser = parse_secs, help_heading = "Transport")]
     pub timeout: std::time::Duration,
 
     /// URL of the homeserver. Default: the first plain-HTTP client listener in the
