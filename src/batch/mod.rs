@@ -70,6 +70,7 @@ pub fn run(cli: &Cli, path: &Path, console: &Console) -> Result<u8, Error> {
         progress: &progress,
         json: cli.json,
         rows: std::sync::Mutex::new(pool::RowSource::new(rows)),
+        stop: std::sync::atomic::AtomicBool::new(false),
     };
     pool::run(&shared, jobs)?;
 

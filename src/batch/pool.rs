@@ -16,6 +16,7 @@ use crate::report::{Report, Status};
 use crate::secret::Secret;
 use std::collections::HashMap;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// What every worker shares.
@@ -29,6 +30,8 @@ pub struct Shared<'a> {
     pub progress: &'a Progress,
     pub json: bool,
     pub rows: Mutex<RowSource>,
+    /// Set when a worker hits an error that must end the whole batch.
+    pub stop: AtomicBool,
 }
 
 /// The rows, with the usernames seen so far (to refuse duplicates).
@@ -138,6 +141,9 @@ fn worker(shared: &Shared<'_>) -> Result<(), Error> {
     };
 
     loop {
+        if shared.stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         let row = {
             let mut src = shared.rows.lock().unwrap_or_else(|p| p.into_inner());
             src.next()
@@ -145,59 +151,75 @@ fn worker(shared: &Shared<'_>) -> Result<(), Error> {
         let Some((row, username)) = row else {
             return Ok(());
         };
-        let line = row.line;
-        let (report, skipped) = match row.fields {
-            Err(why) => (
+        let (report, skipped) = run_row(shared, row, username, &mut hooks, &mut ctx, stages);
+        if let Err(e) = finish(shared, &report, skipped) {
+            // The results file failed: nothing more may be registered unrecorded.
+            shared.stop.store(true, Ordering::Relaxed);
+            return Err(e);
+        }
+    }
+}
+
+/// One row through the pipeline, or its earlier result: the report, and
+/// whether an earlier run had done it.
+fn run_row(
+    shared: &Shared<'_>,
+    row: Row,
+    username: Option<String>,
+    hooks: &mut RowHooks<'_>,
+    ctx: &mut Ctx<'_>,
+    stages: &[Stage],
+) -> (Report, bool) {
+    let cli = shared.cli;
+    let line = row.line;
+    let fields = match row.fields {
+        Ok(f) => f,
+        Err(why) => {
+            return (
                 rejected(line, username, format!("line {line}: {why}")),
                 false,
-            ),
-            Ok(fields) => {
-                let key = journal::key(fields.username.as_deref().unwrap_or(""));
-                match shared.journal.and_then(|j| j.prior(&key)) {
-                    Some(p)
-                        if p.status == Status::Registered
-                            || (p.status == Status::Exists && cli.exists_ok) =>
-                    {
-                        let mut r = rejected(line, Some(key), String::new());
-                        r.status = p.status;
-                        r.error = None;
-                        r.user_id = p.user_id.clone();
-                        (r, true)
-                    }
-                    prior => {
-                        let mut rec = record(&shared.template, fields);
-                        if let Some(p) =
-                            prior.filter(|p| matches!(p.status, Status::Pending | Status::Failed))
-                        {
-                            // An earlier run may have sent it: reuse its password, and
-                            // let "user in use" be settled by a login.
-                            rec.maybe_sent = true;
-                            if let Some(pw) = &p.password {
-                                rec.password = Some(pw.clone());
-                                rec.password_generated = true;
-                            }
-                        }
-                        hooks.line = line;
-                        hooks.key = key.clone();
-                        hooks.pending_written = false;
-                        let result =
-                            Runner::new(&mut hooks, cli.dry_run).run(stages, &mut rec, &mut ctx);
-                        if cli.dry_run && result.is_ok() {
-                            rec.outcome = Some(Outcome::DryRun);
-                        }
-                        let mut r = Report::of(&rec, &result);
-                        r.line = Some(line);
-                        r.username = Some(key);
-                        if let Some(e) = &mut r.error {
-                            *e = format!("line {line}: {e}");
-                        }
-                        (r, false)
-                    }
-                }
-            }
+            );
+        }
+    };
+    let key = journal::key(fields.username.as_deref().unwrap_or(""));
+    let prior = shared.journal.and_then(|j| j.prior(&key));
+    if let Some(p) = prior
+        .filter(|p| p.status == Status::Registered || (p.status == Status::Exists && cli.exists_ok))
+    {
+        let done = Report {
+            line: Some(line),
+            username: Some(key),
+            user_id: p.user_id.clone(),
+            status: p.status,
+            error: None,
+            password: None,
         };
-        finish(shared, &report, skipped)?;
+        return (done, true);
     }
+    let mut rec = record(&shared.template, fields);
+    if let Some(p) = prior.filter(|p| matches!(p.status, Status::Pending | Status::Failed)) {
+        // An earlier run may have sent it: reuse its password, and let
+        // "user in use" be settled by a login.
+        rec.maybe_sent = true;
+        if let Some(pw) = &p.password {
+            rec.password = Some(pw.clone());
+            rec.password_generated = true;
+        }
+    }
+    hooks.line = line;
+    hooks.key = key.clone();
+    hooks.pending_written = false;
+    let result = Runner::new(hooks, cli.dry_run).run(stages, &mut rec, ctx);
+    if cli.dry_run && result.is_ok() {
+        rec.outcome = Some(Outcome::DryRun);
+    }
+    let mut r = Report::of(&rec, &result);
+    r.line = Some(line);
+    r.username = Some(key);
+    if let Some(e) = &mut r.error {
+        *e = format!("line {line}: {e}");
+    }
+    (r, false)
 }
 
 fn rejected(line: usize, username: Option<String>, error: String) -> Report {
@@ -244,8 +266,8 @@ fn finish(shared: &Shared<'_>, report: &Report, skipped: bool) -> Result<(), Err
     if let (Some(e), Status::Rejected | Status::Failed | Status::Exists) =
         (&report.error, report.status)
     {
-        let exists_ok = report.status == Status::Exists && shared.cli.exists_ok;
-        if !exists_ok && shared.level >= Level::Quiet {
+        // Errors show even with -q; an existing user is none with --exists-ok.
+        if !(report.status == Status::Exists && shared.cli.exists_ok) {
             shared.progress.println(&format!("error: {e}"));
         }
     }
