@@ -17,6 +17,7 @@ use crate::secret::Secret;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -59,6 +60,15 @@ impl Journal {
         // An existing file may have been created with wider permissions.
         file.set_permissions(std::fs::Permissions::from_mode(0o600))
             .map_err(|e| fail("restrict", e))?;
+        // Two runs resuming the same batch at once would register rows twice
+        // over: the second one is refused. The lock goes with the file.
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(Error::Output(format!(
+                "the results file {} is in use by another run of this tool",
+                path.display()
+            )));
+        }
         let mut prior: HashMap<String, Prior> = HashMap::new();
         for line in BufReader::new(&file).lines() {
             let line = line.map_err(|e| fail("read", e))?;
@@ -173,5 +183,10 @@ mod tests {
         assert!(text.ends_with("\"status\":\"pend\n{\"username\":\"d\",\"user_id\":null,\"status\":\"failed\",\"error\":null}\n"), "{text}");
         let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+        // A second run on the same file is refused while this one holds it.
+        let err = Journal::open(&p).err().unwrap();
+        assert!(err.to_string().contains("in use by another run"), "{err}");
+        drop(j);
+        assert!(Journal::open(&p).is_ok());
     }
 }
