@@ -33,9 +33,11 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
                 "the shared secret given with -k is empty".into(),
             ));
         }
+        console.verbose("shared secret: from -k");
         Secret::new(k.clone())
     } else if let Some(path) = &cli.shared_secret_file {
         warn_if_world_readable(path, "the shared secret file", console);
+        console.verbose(&format!("shared secret: from {}", path.display()));
         read_secret_file(path, "--shared-secret-file")?
     } else if let Some(cfg) = &config {
         if let Some(p) = &cfg.inline_secret_from {
@@ -47,6 +49,14 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         }
         if let Some(Value::String(p)) = cfg.merged.get("registration_shared_secret_path") {
             warn_if_world_readable(Path::new(p), "registration_shared_secret_path", console);
+            console.verbose(&format!(
+                "shared secret: from registration_shared_secret_path {p}"
+            ));
+        } else if let Some(p) = &cfg.inline_secret_from {
+            console.verbose(&format!(
+                "shared secret: from registration_shared_secret in {}",
+                p.display()
+            ));
         }
         secret_from_config(&cfg.merged)?
     } else {
@@ -78,6 +88,7 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
     }
     if let Some(url) = &rec.server_url {
         check_url(url)?;
+        console.verbose(&format!("server: {url}"));
         if let Some(host) = plain_http_host(url) {
             console.warn(&format!(
                 "the password will travel unencrypted over plain http to {host}; use https"
