@@ -132,6 +132,20 @@ fn user_type_with_a_dash() {
     assert_eq!(s.user_type(&u).as_deref(), Some("bot"));
 }
 
+/// `--help` as committed in tests/snapshots/help.txt; rerun with
+/// UPDATE_SNAPSHOTS=1 to accept a deliberate change.
+#[test]
+fn help_snapshot() {
+    let path = crate::rig::root().join("tests/snapshots/help.txt");
+    let help = Test::new().arg("--help").run();
+    help.code(0);
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, &help.stdout).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(help.stdout, want, "--help changed; rerun with UPDATE_SNAPSHOTS=1 if that was meant");
+}
+
 #[test]
 fn help_and_version() {
     let help = Test::new().arg("--help").run();
