@@ -137,7 +137,8 @@ fn user_type_with_a_dash() {
 #[test]
 fn help_snapshot() {
     let path = crate::rig::root().join("tests/snapshots/help.txt");
-    let help = Test::new().arg("--help").run();
+    // The width clap wraps at, whatever the terminal running the tests.
+    let help = Test::new().arg("--help").env("COLUMNS", "100").run();
     help.code(0);
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
         std::fs::write(&path, &help.stdout).unwrap();
