@@ -144,7 +144,10 @@ fn help_snapshot() {
         std::fs::write(&path, &help.stdout).unwrap();
     }
     let want = std::fs::read_to_string(&path).unwrap();
-    assert_eq!(help.stdout, want, "--help changed; rerun with UPDATE_SNAPSHOTS=1 if that was meant");
+    assert_eq!(
+        help.stdout, want,
+        "--help changed; rerun with UPDATE_SNAPSHOTS=1 if that was meant"
+    );
 }
 
 #[test]

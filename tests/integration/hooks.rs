@@ -598,3 +598,47 @@ fn welcome_message_arrives_and_rooms_are_joined() {
         .stderr_has("needs the bot's access token");
     assert!(s.user(&other).is_none());
 }
+
+#[test]
+fn hooks_run_in_command_line_order_then_the_configs() {
+    let s = synapse();
+    let dir = tempfile::tempdir().unwrap();
+    let mark = |name: &str| {
+        let p = dir.path().join(format!("{name}.lua"));
+        std::fs::write(
+            &p,
+            format!("return {{ before_validate = function(rec) rec.displayname = (rec.displayname or '') .. '{name}' end }}"),
+        )
+        .unwrap();
+        p
+    };
+    let (a, b) = (mark("A"), mark("B"));
+    mark("C");
+    mark("D");
+    let cfg = dir.path().join("policy.yaml");
+    std::fs::write(&cfg, "register_new_matrix_user:\n  hooks: [C.lua, D.lua]\n").unwrap();
+    let user = fresh("order2");
+    Test::new()
+        .args([
+            "-u",
+            &user,
+            "-p",
+            "pw-order",
+            "--no-admin",
+            "-c",
+            s.config.to_str().unwrap(),
+        ])
+        .args([
+            "-c",
+            cfg.to_str().unwrap(),
+            "--hook",
+            b.to_str().unwrap(),
+            "--hook",
+            a.to_str().unwrap(),
+        ])
+        .run()
+        .code(0);
+    // --hook files in the order given, then the config's in its order
+    // (relative paths from the config file's directory).
+    assert_eq!(s.user(&user).unwrap()["displayname"], "BACD");
+}
