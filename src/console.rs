@@ -87,13 +87,6 @@ impl Console {
         }
     }
 
-    /// A line as it is, on standard error, at the normal level.
-    pub fn note(&self, msg: &str) {
-        if self.level >= Level::Normal {
-            let _ = writeln!(std::io::stderr().lock(), "{msg}");
-        }
-    }
-
     pub fn verbose(&self, msg: &str) {
         if self.level >= Level::Verbose {
             let _ = writeln!(std::io::stderr().lock(), "{msg}");

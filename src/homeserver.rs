@@ -49,13 +49,6 @@ impl HsError {
             _ => None,
         }
     }
-
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            HsError::Status { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
 }
 
 /// What a failed request means, decided on the status and `errcode` where the

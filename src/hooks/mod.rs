@@ -95,16 +95,6 @@ impl LuaHooks {
         })
     }
 
-    /// Whether any hook file is loaded.
-    pub fn is_empty(&self) -> bool {
-        self.files.is_empty()
-    }
-
-    /// Whether some hook handles `point`.
-    pub fn handles(&self, point: HookPoint) -> bool {
-        self.points.contains_key(&point)
-    }
-
     /// Loads one hook file; its functions run after those already loaded.
     pub fn load(&mut self, path: &Path) -> Result<(), Error> {
         let name = path.display().to_string();
