@@ -19,9 +19,8 @@ use super::HookOptions;
 use crate::console::Level;
 use crate::homeserver::{Homeserver, Transport};
 use crate::pipeline::Record;
-use crate::secret::Secret;
+use crate::secret::{PASSWORD_ALPHABET, SYMBOLS, Secret, generate_password};
 use mlua::{Lua, LuaSerdeExt, Table, Value};
-use rand::TryRngCore;
 use std::cell::RefCell;
 use std::io::Write;
 use std::rc::Rc;
@@ -135,46 +134,6 @@ impl Host {
         *self.http.borrow_mut() = Some(c.clone());
         Ok(c)
     }
-}
-
-/// Letters and digits without look-alikes (no I, O, l, 0, 1).
-pub const PASSWORD_ALPHABET: &str = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
-const SYMBOLS: &str = "-_.!~*@#%^+=";
-
-/// A password of `length` characters drawn uniformly from `alphabet` with the
-/// operating system's random source.
-pub fn generate_password(length: usize, alphabet: &str) -> Result<String, String> {
-    let chars: Vec<char> = alphabet.chars().collect();
-    let mut unique = chars.clone();
-    unique.sort_unstable();
-    unique.dedup();
-    if unique.len() < 2 {
-        return Err("the alphabet needs at least two different characters".into());
-    }
-    if !(8..=512).contains(&length) {
-        return Err(format!("length must be 8 to 512, not {length}"));
-    }
-    let n = unique.len() as u32;
-    // Rejection sampling keeps every character equally likely; the random
-    // bytes come in one read, topped up in the rare case too many are rejected.
-    let zone = u32::MAX - (u32::MAX % n);
-    let mut out = String::with_capacity(length);
-    let mut have = 0;
-    let mut buf = vec![0u8; 4 * length + 32];
-    while have < length {
-        rand::rngs::OsRng
-            .try_fill_bytes(&mut buf)
-            .map_err(|e| format!("the system's random source failed: {e}"))?;
-        for word in buf.chunks_exact(4) {
-            let x = u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
-            if x < zone && have < length {
-                out.push(unique[(x % n) as usize]);
-                have += 1;
-            }
-        }
-    }
-    buf.fill(0);
-    Ok(out)
 }
 
 pub fn install(lua: &Lua, host: &Rc<Host>, opts: &HookOptions) -> mlua::Result<()> {

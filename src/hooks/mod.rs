@@ -26,8 +26,6 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
-pub use host::{PASSWORD_ALPHABET, generate_password};
-
 /// How hooks are loaded and limited.
 #[derive(Debug, Clone)]
 pub struct HookOptions {

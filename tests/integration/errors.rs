@@ -71,35 +71,23 @@ fn proxy_answers_html() {
         ),
     ] {
         let url = html_proxy(status);
-        let run = Test::new()
-            .args([
-                "-u",
-                "nobody",
-                "-p",
-                "pw",
-                "--no-admin",
-                "-k",
-                "s",
-                url.as_str(),
-            ])
-            .run();
+        let args = [
+            "-u",
+            "nobody",
+            "-p",
+            "pw",
+            "--no-admin",
+            "-k",
+            "s",
+            url.as_str(),
+        ];
+        let run = Test::new().args(args).run();
         run.code(1)
             .stdout(&format!("ERROR! Received {status}\n"))
             .one_clear_line()
             .stderr_has(why);
         // The original prints the same first line for a failed nonce request.
-        let orig = Test::original()
-            .args([
-                "-u",
-                "nobody",
-                "-p",
-                "pw",
-                "--no-admin",
-                "-k",
-                "s",
-                url.as_str(),
-            ])
-            .run();
+        let orig = Test::original().args(args).run();
         assert_eq!((orig.code, orig.stdout.as_str()), (1, run.stdout.as_str()));
     }
 }

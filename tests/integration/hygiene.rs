@@ -108,62 +108,22 @@ fn nothing_secret_at_the_highest_verbosity() {
         ])
         .run(),
     );
-    runs.push(
-        with(&[
-            "-u",
-            &fresh("hy"),
-            "-p",
-            pw,
-            "--no-admin",
-            "--shared-secret-file",
-            ssf,
-            "http://127.0.0.1:9",
-        ])
-        .run(),
-    );
-    runs.push(
-        with(&[
-            "-u",
-            &fresh("hy"),
-            "-p",
-            pw,
-            "--no-admin",
-            "--shared-secret-file",
-            ssf,
-            &s.tls_url,
-        ])
-        .run(),
-    );
-    runs.push(
-        with(&[
-            "-u",
-            &fresh("hy"),
-            "-p",
-            pw,
-            "-a",
-            "--shared-secret-file",
-            ssf,
-            "--dry-run",
-            &s.url,
-        ])
-        .run(),
-    );
+    // One user with the password on the command line and the secret from a file.
+    let one = |extra: &[&str]| {
+        with(&["-u", &fresh("hy"), "-p", pw, "--shared-secret-file", ssf])
+            .args(extra.iter().copied())
+            .run()
+    };
+    runs.push(one(&["--no-admin", "http://127.0.0.1:9"]));
+    runs.push(one(&["--no-admin", &s.tls_url]));
+    runs.push(one(&["-a", "--dry-run", &s.url]));
     // A hook that tries to log every secret it sees, then fails after the account exists.
-    runs.push(
-        with(&[
-            "-u",
-            &fresh("hy"),
-            "-p",
-            pw,
-            "--no-admin",
-            "--shared-secret-file",
-            ssf,
-            "--hook",
-            hook.to_str().unwrap(),
-            &s.url,
-        ])
-        .run(),
-    );
+    runs.push(one(&[
+        "--no-admin",
+        "--hook",
+        hook.to_str().unwrap(),
+        &s.url,
+    ]));
     // A batch with a generated password, its results file, and --json.
     runs.push(
         with(&[
