@@ -13,7 +13,7 @@ mod prompts;
 mod rig;
 mod transports;
 
-pub use rig::{fresh, synapse};
+pub use rig::{fresh, synapse, synapse_with};
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -155,7 +155,7 @@ impl Test {
     /// secret, and every secret or password passed on the command line or
     /// through standard input with `--password-file -`.
     fn secrets(&self) -> Vec<String> {
-        let mut out: Vec<String> = rig::secret_if_started().into_iter().collect();
+        let mut out: Vec<String> = rig::secrets_of_started();
         let mut args = self.args.iter().peekable();
         while let Some(a) = args.next() {
             if let Some((flag, v)) = a.split_once('=') {

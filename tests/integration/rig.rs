@@ -1,6 +1,16 @@
 //! The real Synapse every test talks to: started once per test binary by
 //! scripts/synapse_rig.py, stopped when the binary exits (the rig watches its
 //! standard input, which closes with this process).
+//!
+//! It runs with Synapse's default rate limits, as admins run it. A test that
+//! measures something other than a limit, and would only wait on it, may ask
+//! for a server of its own with that limit changed ([`synapse_with`]), and
+//! says there which limit and why.
+//!
+//! The tests' own checks (does this password log in?) stand for the many
+//! different clients of a real server: each login comes from its own
+//! loopback address, so the checks never spend the tool's login budget
+//! (`rc_login.address`), which is keyed on the client's address.
 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -30,18 +40,41 @@ pub fn root() -> &'static Path {
 }
 
 static SYNAPSE: OnceLock<Synapse> = OnceLock::new();
+/// Servers with changed settings, by the name their test gave them.
+static OTHERS: Mutex<Vec<(&'static str, &'static Synapse)>> = Mutex::new(Vec::new());
 
+/// The server as shipped: Synapse's default rate limits.
 pub fn synapse() -> &'static Synapse {
-    SYNAPSE.get_or_init(start)
+    SYNAPSE.get_or_init(|| start(&Value::Null))
 }
 
-/// The shared secret, when the server has been started.
-pub fn secret_if_started() -> Option<String> {
-    SYNAPSE.get().map(|s| s.secret.clone())
+/// A server of its own, with `overrides` (top-level config keys) merged over
+/// the rig's config; started once per `name`. Only for tests that measure
+/// something other than the limit they change.
+pub fn synapse_with(name: &'static str, overrides: Value) -> &'static Synapse {
+    let mut others = OTHERS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, s)) = others.iter().find(|(n, _)| *n == name) {
+        return s;
+    }
+    let s: &'static Synapse = Box::leak(Box::new(start(&overrides)));
+    others.push((name, s));
+    s
 }
 
-fn start() -> Synapse {
-    let mut child = Command::new("python3")
+/// The shared secrets of every server started so far.
+pub fn secrets_of_started() -> Vec<String> {
+    let mut out: Vec<String> = SYNAPSE.get().map(|s| s.secret.clone()).into_iter().collect();
+    let others = OTHERS.lock().unwrap_or_else(|p| p.into_inner());
+    out.extend(others.iter().map(|(_, s)| s.secret.clone()));
+    out
+}
+
+fn start(overrides: &Value) -> Synapse {
+    let mut cmd = Command::new("python3");
+    if !overrides.is_null() {
+        cmd.env("RNMU_SYNAPSE_CONFIG_OVERRIDES", overrides.to_string());
+    }
+    let mut child = cmd
         .arg(root().join("scripts/synapse_rig.py"))
         .arg("serve")
         .stdin(Stdio::piped())
@@ -131,10 +164,17 @@ impl Synapse {
         body["devices"].as_array().cloned().unwrap_or_default()
     }
 
-    /// Logs in with a password; the access token on success.
+    /// Logs in with a password, as a client of its own (a loopback address
+    /// no other check uses); the access token on success.
     pub fn login(&self, localpart: &str, password: &str) -> Option<String> {
-        let r = self
-            .http
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let from = std::net::Ipv4Addr::new(127, 77, (n / 250 % 250) as u8, (n % 250 + 2) as u8);
+        let client = reqwest::blocking::Client::builder()
+            .local_address(std::net::IpAddr::V4(from))
+            .build()
+            .unwrap();
+        let r = client
             .post(format!("{}/_matrix/client/v3/login", self.url))
             .json(&json!({
                 "type": "m.login.password",
