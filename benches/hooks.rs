@@ -36,6 +36,8 @@ fn one_registration(hooks: &mut dyn Hooks, points: &[HookPoint], i: usize) -> Re
             server_url: Some("http://127.0.0.1:9"),
             dry_run: false,
             error: None,
+            deadline: None,
+            rerun: false,
         };
         if let Err(e) = hooks.fire(&call, &mut rec) {
             panic!("{point}: {e}");

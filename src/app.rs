@@ -121,6 +121,7 @@ fn run_one(cli: &Cli, console: &Console, rec: &mut Record) -> Result<(), Error> 
     let mut hooks = cli_hooks(cli, console.level())?;
     let mut prompter = Terminal;
     let mut ctx = Ctx::new(cli, console, &mut prompter);
+    ctx.start_deadline();
     *rec = record_from_cli(cli, console)?;
 
     Runner::new(&mut hooks, cli.dry_run).run(&[Stage::Config], rec, &mut ctx)?;

@@ -115,14 +115,25 @@ pub struct Cli {
     #[arg(long = "dry-run", help_heading = "Hooks")]
     pub dry_run: bool,
 
-    /// [extension] How often to try again after a rate limit, an expired nonce, a 5xx answer or a
-    /// dropped connection. Default: 0 for one registration (as the original), 5 for --batch.
+    /// [extension] How often each request is tried again after a 5xx answer, a dropped
+    /// connection or an expired nonce. Default: 0 for one registration (as the original), 10
+    /// for --batch. Rate limits are waited out besides, up to --max-wait each.
     #[arg(
         long = "retries",
         value_name = "N",
         help_heading = "Batch and machine-readable output"
     )]
     pub retries: Option<u32>,
+
+    /// [extension] The longest one wait on the server's rate limit may be, in seconds; a server
+    /// that asks for more fails the request.
+    #[arg(long = "max-wait", value_name = "SECS", default_value = "600", value_parser = parse_secs, help_heading = "Batch and machine-readable output")]
+    pub max_wait: std::time::Duration,
+
+    /// [extension] The most time one registration (a batch row), its retries and waits
+    /// included, may take, in seconds.
+    #[arg(long = "deadline", value_name = "SECS", default_value = "3600", value_parser = parse_secs, help_heading = "Batch and machine-readable output")]
+    pub deadline: std::time::Duration,
 
     /// [extension] Register one user per row of FILE (`-` for standard input): CSV with a header
     /// row, JSON Lines, or a YAML list. Flags given here are defaults for every row.

@@ -4,7 +4,6 @@
 use crate::console::Console;
 use crate::homeserver::HsError;
 use crate::pipeline::Stage;
-use std::time::Duration;
 
 /// Exit statuses (documented in `--help` and the README).
 pub mod exit {
@@ -46,11 +45,7 @@ pub enum Error {
     /// expired nonce, a server restarting. The runner retries when the run
     /// allows it (`--retries`), and reports `cause` when it does not.
     #[error("{cause}")]
-    Again {
-        from: Stage,
-        wait: Option<Duration>,
-        cause: Box<Error>,
-    },
+    Again { from: Stage, cause: Box<HsError> },
 
     /// An error with a second line that says what it most likely means.
     #[error("{cause}; {hint}")]
@@ -61,12 +56,24 @@ pub enum Error {
     Output(String),
 
     /// Something failed after the account was created; the account stays.
-    #[error("the account {user_id} was created, but {step} failed: {cause}")]
+    #[error("the account {user_id} was created, but {step} failed: {cause}{}", left_undone(.left))]
     AfterCreate {
         user_id: String,
         step: String,
         cause: String,
+        /// What a rerun has to finish.
+        undone: Box<crate::pipeline::Undone>,
+        /// The same, in words.
+        left: String,
     },
+}
+
+fn left_undone(left: &str) -> String {
+    if left.is_empty() {
+        String::new()
+    } else {
+        format!(" (left undone: {left})")
+    }
 }
 
 impl Error {
@@ -74,7 +81,7 @@ impl Error {
         match self {
             Error::Usage(_) => exit::USAGE,
             Error::AfterCreate { .. } => exit::AFTER_CREATE,
-            Error::Again { cause, .. } | Error::Hinted { cause, .. } => cause.exit_code(),
+            Error::Hinted { cause, .. } => cause.exit_code(),
             _ => exit::FAILED,
         }
     }
@@ -83,7 +90,7 @@ impl Error {
     /// one clear line on standard error.
     pub fn report(&self, console: &Console) {
         match self {
-            Error::Again { cause, .. } => cause.report(console),
+            Error::Again { cause, .. } => Error::Server((**cause).clone()).report(console),
             Error::Hinted { cause, hint } => {
                 // The hint replaces the cause's own explanation on stderr.
                 if !cause.status_lines(console) {

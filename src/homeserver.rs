@@ -2,8 +2,12 @@
 //! endpoint, and the few client-API calls around it (login, logout, whoami).
 //!
 //! Every failure comes back as a [`HsError`] that names the URL and the cause
-//! in one line; none of them carries a secret.
+//! in one line; none of them carries a secret. Every call but the register
+//! POST (which the pipeline retries from the nonce stage) goes through the
+//! run's [`crate::retry::Policy`]. Redirects are never followed: a request
+//! and its secrets go to the configured origin or nowhere.
 
+use crate::retry::{Policy, Repeat};
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -11,26 +15,37 @@ use std::time::Duration;
 
 pub const REGISTER_PATH: &str = "/_synapse/admin/v1/register";
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum HsError {
     /// The server answered with a status other than 200.
     #[error("{url} answered {status} {reason}{}", detail(.errcode, .error))]
     Status {
         url: String,
         status: u16,
-        reason: String,
+        reason: &'static str,
         errcode: Option<String>,
         error: Option<String>,
         /// Whether the body was JSON at all (a proxy may answer with HTML).
         json: bool,
         retry_after_ms: Option<u64>,
+        /// The answer's JSON body, for callers that read more of it.
+        body: Option<Box<Value>>,
     },
     #[error("cannot reach {url}: {cause}")]
-    Connect { url: String, cause: String },
+    Connect {
+        url: String,
+        cause: String,
+        /// Whether the request may have reached the server (the connection
+        /// was made); false when it surely did not.
+        sent: bool,
+    },
     #[error("{url} did not answer within {secs} s")]
     Timeout { url: String, secs: u64 },
     #[error("{url} answered 200 with an unexpected body: {cause}")]
     Body { url: String, cause: String },
+    /// The retry policy stopped waiting.
+    #[error("{cause} ({why})")]
+    GaveUp { cause: Box<HsError>, why: String },
 }
 
 fn detail(errcode: &Option<String>, error: &Option<String>) -> String {
@@ -46,6 +61,7 @@ impl HsError {
     pub fn errcode(&self) -> Option<&str> {
         match self {
             HsError::Status { errcode, .. } => errcode.as_deref(),
+            HsError::GaveUp { cause, .. } => cause.errcode(),
             _ => None,
         }
     }
@@ -89,7 +105,7 @@ pub fn verdict(e: &HsError) -> Verdict {
             error.as_deref().unwrap_or("").to_ascii_lowercase(),
         ),
         HsError::Connect { .. } | HsError::Timeout { .. } => return Verdict::Transient,
-        HsError::Body { .. } => return Verdict::Final,
+        HsError::Body { .. } | HsError::GaveUp { .. } => return Verdict::Final,
     };
     if errcode == "M_USER_IN_USE" {
         Verdict::UserInUse
@@ -143,7 +159,7 @@ pub struct RegisterRequest<'a> {
     pub inhibit_login: bool,
 }
 
-/// How requests travel: the timeout, and the TLS trust.
+/// How requests travel: the timeout, the TLS trust, and the retry policy.
 #[derive(Debug, Clone)]
 pub struct Transport {
     /// The longest one request may take, connecting included.
@@ -152,6 +168,8 @@ pub struct Transport {
     pub extra_roots: Vec<reqwest::Certificate>,
     /// Accept any certificate (`--insecure`).
     pub insecure: bool,
+    /// How failed requests are tried again.
+    pub policy: Policy,
 }
 
 impl Default for Transport {
@@ -160,6 +178,7 @@ impl Default for Transport {
             timeout: Duration::from_secs(30),
             extra_roots: Vec::new(),
             insecure: false,
+            policy: Policy::default(),
         }
     }
 }
@@ -168,6 +187,7 @@ impl Transport {
     /// A client builder with these settings (for the homeserver and for hooks).
     pub fn builder(&self) -> reqwest::blocking::ClientBuilder {
         let mut b = reqwest::blocking::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(self.timeout)
             .connect_timeout(self.timeout.min(Duration::from_secs(10)))
             .user_agent(concat!(
@@ -192,6 +212,9 @@ pub struct Homeserver {
     base: String,
     client: reqwest::blocking::Client,
     timeout: Duration,
+    policy: Policy,
+    /// No retry waits past this (the row's `--deadline`).
+    deadline: Option<std::time::Instant>,
 }
 
 impl Homeserver {
@@ -211,13 +234,47 @@ impl Homeserver {
         let client = builder.build().map_err(|e| HsError::Connect {
             url: shown.clone(),
             cause: root_cause(&e),
+            sent: false,
         })?;
         Ok(Homeserver {
             shown,
             base,
             client,
             timeout,
+            policy: transport.policy.clone(),
+            deadline: None,
         })
+    }
+
+    /// The same client, whose retries end by `deadline`.
+    pub fn until(mut self, deadline: Option<std::time::Instant>) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Sends through the retry policy; `what` is `METHOD /path`.
+    fn retried<T>(
+        &self,
+        what: &str,
+        repeat: Repeat,
+        token: Option<&Secret>,
+        send: impl FnMut() -> Result<T, HsError>,
+    ) -> Result<T, HsError> {
+        let who = || token.and_then(|t| self.whoami(t).ok());
+        self.policy.run(what, repeat, self.deadline, &who, send)
+    }
+
+    /// `GET /_matrix/client/v3/account/whoami`, once, no retries.
+    pub fn whoami(&self, token: &Secret) -> Result<String, HsError> {
+        let url = self.url("/_matrix/client/v3/account/whoami");
+        let body = self.send(&url, self.client.get(&url).bearer_auth(token.expose()))?;
+        body.get("user_id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| HsError::Body {
+                url: self.shown(&url),
+                cause: "no user_id".into(),
+            })
     }
 
     /// The server as the user named it.
@@ -237,7 +294,8 @@ impl Homeserver {
         }
     }
 
-    /// `GET /_synapse/admin/v1/register`: a fresh single-use nonce.
+    /// `GET /_synapse/admin/v1/register`: a fresh single-use nonce. Sent
+    /// once: the pipeline retries the nonce and the register call together.
     pub fn nonce(&self) -> Result<String, HsError> {
         let url = self.url(REGISTER_PATH);
         let body = self.send(&url, self.client.get(&url))?;
@@ -260,16 +318,21 @@ impl Homeserver {
         })
     }
 
-    /// `POST /_matrix/client/v3/login` with a password; the new session's token and device.
+    /// `POST /_matrix/client/v3/login` with a password; the new session's
+    /// token and device. Repeated after a lost answer, which may leave a
+    /// session behind: callers end every session with [`Self::logout_all`].
     pub fn login(&self, user: &str, password: &Secret) -> Result<Registered, HsError> {
-        let url = self.url("/_matrix/client/v3/login");
+        let path = "/_matrix/client/v3/login";
+        let url = self.url(path);
         let req = serde_json::json!({
             "type": "m.login.password",
             "identifier": {"type": "m.id.user", "user": user},
             "password": password.expose(),
             "initial_device_display_name": "register_new_matrix_user",
         });
-        let body = self.send(&url, self.client.post(&url).json(&req))?;
+        let body = self.retried(&format!("POST {path}"), Repeat::Safe, None, || {
+            self.send(&url, self.client.post(&url).json(&req))
+        })?;
         serde_json::from_value(body).map_err(|e| HsError::Body {
             url: self.shown(&url),
             cause: e.to_string(),
@@ -278,26 +341,44 @@ impl Homeserver {
 
     /// `POST /_matrix/client/v3/logout`: ends the session and deletes its device.
     pub fn logout(&self, token: &Secret) -> Result<(), HsError> {
-        let url = self.url("/_matrix/client/v3/logout");
-        self.send(
-            &url,
-            self.client
-                .post(&url)
-                .bearer_auth(token.expose())
-                .json(&serde_json::json!({})),
-        )?;
-        Ok(())
+        self.post_token("/_matrix/client/v3/logout", token)
     }
 
-    /// Any client-API request, authenticated with `token` when given: the
+    /// `POST /_matrix/client/v3/logout/all`: ends every session of the
+    /// token's account, including any whose login answer was lost.
+    pub fn logout_all(&self, token: &Secret) -> Result<(), HsError> {
+        self.post_token("/_matrix/client/v3/logout/all", token)
+    }
+
+    fn post_token(&self, path: &str, token: &Secret) -> Result<(), HsError> {
+        let url = self.url(path);
+        let result = self.retried(&format!("POST {path}"), Repeat::Safe, None, || {
+            self.send(
+                &url,
+                self.client
+                    .post(&url)
+                    .bearer_auth(token.expose())
+                    .json(&serde_json::json!({})),
+            )
+        });
+        match result {
+            // A token whose session a lost answer already ended is logged out.
+            Err(e) if e.errcode() == Some("M_UNKNOWN_TOKEN") => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// Any client-API request, authenticated with `token` when given, with
+    /// the retry policy (`repeat` says whether it may be sent twice): the
     /// status and the JSON body (`null` when the body is not JSON), whatever
-    /// the status.
+    /// the final status. Rate limits and 5xx answers are retried first.
     pub fn request(
         &self,
         method: &str,
         path: &str,
         token: Option<&Secret>,
         body: Option<&Value>,
+        repeat: Repeat,
     ) -> Result<(u16, Value), HsError> {
         let url = self.url(path);
         let method =
@@ -307,33 +388,71 @@ impl Homeserver {
                     cause: format!("{method:?} is not an HTTP method"),
                 }
             })?;
-        let mut rb = self.client.request(method, &url);
-        if let Some(t) = token {
-            rb = rb.bearer_auth(t.expose());
+        let what = format!("{method} {}", path.split('?').next().unwrap_or(path));
+        let attempt = || {
+            let mut rb = self.client.request(method.clone(), &url);
+            if let Some(t) = token {
+                rb = rb.bearer_auth(t.expose());
+            }
+            if let Some(b) = body {
+                rb = rb.json(b);
+            }
+            self.send(&url, rb)
+        };
+        match self.retried(&what, repeat, token, attempt) {
+            Ok(v) => Ok((200, v)),
+            Err(HsError::Status {
+                status, body: b, ..
+            }) => Ok((status, b.map_or(Value::Null, |b| *b))),
+            Err(HsError::GaveUp { cause, why }) => match *cause {
+                HsError::Status {
+                    status, body: b, ..
+                } if status != 429 => Ok((status, b.map_or(Value::Null, |b| *b))),
+                cause => Err(HsError::GaveUp {
+                    cause: Box::new(cause),
+                    why,
+                }),
+            },
+            Err(e) => Err(e),
         }
-        if let Some(b) = body {
-            rb = rb.json(b);
-        }
-        let (status, parsed) = self.exchange(&self.shown(&url), rb)?;
-        Ok((status, parsed.unwrap_or(Value::Null)))
     }
 
-    /// Sends a request; the status and the body, if it is JSON.
+    /// Sends a request once; the status, the `Retry-After` header in
+    /// milliseconds, and the body, if it is JSON.
     fn exchange(
         &self,
         url: &str,
         rb: reqwest::blocking::RequestBuilder,
-    ) -> Result<(u16, Option<Value>), HsError> {
+    ) -> Result<(u16, Option<u64>, Option<Value>), HsError> {
         let resp = rb.send().map_err(|e| self.transport_error(url, &e))?;
         let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|s| s.saturating_mul(1000));
+        let location = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let text = resp.text().map_err(|e| self.transport_error(url, &e))?;
-        Ok((status, serde_json::from_str(&text).ok()))
+        let parsed = serde_json::from_str(&text).ok();
+        if (300..400).contains(&status) {
+            // Never followed: the request (a password, a MAC, a token) would go
+            // to whatever origin the answer names.
+            let to = location.unwrap_or_else(|| "nowhere".into());
+            let note = format!("redirects to {to}, which is not followed");
+            return Ok((status, None, Some(serde_json::json!({ "error": note }))));
+        }
+        Ok((status, retry_after, parsed))
     }
 
-    /// Sends a request that must answer 200 with JSON.
+    /// Sends a request once; it must answer 200 with JSON.
     fn send(&self, url: &str, rb: reqwest::blocking::RequestBuilder) -> Result<Value, HsError> {
         let url = &self.shown(url);
-        let (status, parsed) = self.exchange(url, rb)?;
+        let (status, retry_after, parsed) = self.exchange(url, rb)?;
         if status == 200 {
             return parsed.ok_or_else(|| HsError::Body {
                 url: url.to_string(),
@@ -351,17 +470,16 @@ impl Homeserver {
         Err(HsError::Status {
             url: url.to_string(),
             status,
-            reason: code
-                .and_then(|c| c.canonical_reason())
-                .unwrap_or("")
-                .to_string(),
+            reason: code.and_then(|c| c.canonical_reason()).unwrap_or(""),
             errcode: field("errcode"),
             error: field("error"),
             json: parsed.as_ref().is_some_and(Value::is_object),
             retry_after_ms: parsed
                 .as_ref()
                 .and_then(|v| v.get("retry_after_ms"))
-                .and_then(Value::as_u64),
+                .and_then(Value::as_u64)
+                .or(retry_after),
+            body: parsed.map(Box::new),
         })
     }
 
@@ -379,6 +497,8 @@ impl Homeserver {
             HsError::Connect {
                 url: url.to_string(),
                 cause,
+                // A refused or failed connection carried nothing.
+                sent: !e.is_connect(),
             }
         }
     }
@@ -395,7 +515,7 @@ impl Homeserver {
         ]
         .iter()
         .any(|path| {
-            matches!(self.request("GET", path, None, None),
+            matches!(self.request("GET", path, None, None, Repeat::IfUnsent),
                 Ok((200, body)) if body.get("issuer").is_some())
         })
     }
@@ -421,11 +541,12 @@ mod tests {
         HsError::Status {
             url: "u".into(),
             status,
-            reason: String::new(),
+            reason: "",
             errcode: errcode.map(str::to_string),
             error: Some(error.into()),
             json: true,
             retry_after_ms: None,
+            body: None,
         }
     }
 
@@ -527,6 +648,7 @@ mod tests {
         let down = HsError::Connect {
             url: "u".into(),
             cause: "refused".into(),
+            sent: false,
         };
         assert_eq!(verdict(&down), Transient);
         assert_eq!(

@@ -16,6 +16,7 @@ pub mod hooks;
 pub mod pipeline;
 pub mod prompt;
 pub mod report;
+pub mod retry;
 pub mod secret;
 pub mod stages;
 

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
 /// One registration, as it moves through the stages.
 #[derive(Debug, Clone, Default)]
@@ -49,7 +49,36 @@ pub struct Record {
     pub access_token: Option<Secret>,
     pub device_id: Option<String>,
     pub outcome: Option<Outcome>,
+    /// The account was created by this run (or an earlier attempt of it):
+    /// every session it has is the tool's, and the post stage ends them all.
+    pub created_here: bool,
+    /// Ending the session failed (its token stays, so the session is known
+    /// to be live); it is not tried again in this run.
+    pub session_failed: bool,
 }
+
+/// What is left to do for an account that exists: the hooks from one point
+/// on, and a session to end. Recorded in the results file, so a rerun with
+/// the same file finishes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Undone {
+    /// The hook point that failed; it and every later one run again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// A session of the account could not be ended.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub live_session: bool,
+    /// The hooks asked for a session as the new user.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub want_session: bool,
+}
+
+/// The steps after submit, in order: where a rerun picks up.
+pub const AFTER_SUBMIT: [HookPoint; 3] = [
+    HookPoint::After(Stage::Submit),
+    HookPoint::Before(Stage::Post),
+    HookPoint::After(Stage::Post),
+];
 
 /// How a registration ended on the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +161,22 @@ pub enum HookPoint {
     OnError,
 }
 
+impl HookPoint {
+    /// `before_input`, `after_submit`, `on_error`.
+    pub fn parse(key: &str) -> Option<HookPoint> {
+        if key == "on_error" {
+            return Some(HookPoint::OnError);
+        }
+        let (when, stage) = key.split_once('_')?;
+        let stage = Stage::ALL.into_iter().find(|s| s.name() == stage)?;
+        match when {
+            "before" => Some(HookPoint::Before(stage)),
+            "after" => Some(HookPoint::After(stage)),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for HookPoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -150,12 +195,22 @@ pub struct HookCall<'a> {
     pub dry_run: bool,
     /// With `on_error`: the error's message.
     pub error: Option<String>,
+    /// The registration's deadline: no retry of a hook's request waits past it.
+    pub deadline: Option<Instant>,
+    /// The account was created by an earlier run; only the steps after
+    /// submit run, to finish what that run left undone.
+    pub rerun: bool,
 }
 
 /// Something that runs between stages. The Lua engine is one; [`NoHooks`] is
 /// the other.
 pub trait Hooks {
     fn fire(&mut self, call: &HookCall<'_>, rec: &mut Record) -> Result<(), Error>;
+
+    /// The hook files that handle `point`, for saying what was left undone.
+    fn handlers(&self, _point: HookPoint) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 pub struct NoHooks;
@@ -187,8 +242,15 @@ pub struct Ctx<'a> {
     pub resolved: Option<Arc<Resolved>>,
     /// `--dry-run`: nothing is sent to the server.
     pub dry_run: bool,
-    /// How often a retryable failure is tried again (`--retries`).
+    /// How often the register call (with a fresh nonce) is tried again
+    /// after a 5xx, a lost connection or an expired nonce (`--retries`); 0
+    /// also turns off waiting out a rate limit there, as the original does.
     pub retries: u32,
+    /// When this registration must be over (`--deadline`), set when it starts.
+    pub deadline: Option<Instant>,
+    /// The account was created by an earlier run; only the steps after
+    /// submit run, to finish what that run left undone (`ctx.rerun` for hooks).
+    pub rerun: bool,
     /// Generate a password for a record that has none, instead of asking
     /// (batch rows).
     pub generate_missing_password: bool,
@@ -207,6 +269,8 @@ impl<'a> Ctx<'a> {
             resolved: None,
             dry_run: cli.dry_run,
             retries: cli.retries.unwrap_or(0),
+            deadline: None,
+            rerun: false,
             generate_missing_password: false,
             reveal_generated: true,
             servers: HashMap::new(),
@@ -231,30 +295,60 @@ impl<'a> Ctx<'a> {
             let hs = Homeserver::new(&url, &self.resolved()?.transport).map_err(Error::Server)?;
             self.servers.insert(url.clone(), hs);
         }
-        self.servers.get(&url).cloned().ok_or_else(|| {
+        let hs = self.servers.get(&url).cloned().ok_or_else(|| {
             Error::Server(HsError::Body {
                 url,
                 cause: "no client".into(),
             })
-        })
+        })?;
+        Ok(hs.until(self.deadline))
     }
-}
 
-/// The wait before retry number `attempt` (1, 2, ...): 0.25 s doubling, at most 8 s.
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(250u64.saturating_mul(1 << attempt.min(5).saturating_sub(1)))
-        .min(Duration::from_secs(8))
+    /// Starts the clock of one registration's `--deadline`.
+    pub fn start_deadline(&mut self) {
+        self.deadline = Some(Instant::now() + self.cli.deadline);
+    }
 }
 
 /// Runs stages in order over one record, firing hooks before and after each.
 pub struct Runner<'h> {
     hooks: &'h mut dyn Hooks,
     dry_run: bool,
+    /// The hook point running now, if a hook runs.
+    at: Option<HookPoint>,
+    /// Fire hook points from this one on only (a rerun).
+    skip_until: Option<HookPoint>,
 }
 
 impl<'h> Runner<'h> {
     pub fn new(hooks: &'h mut dyn Hooks, dry_run: bool) -> Self {
-        Runner { hooks, dry_run }
+        Runner {
+            hooks,
+            dry_run,
+            at: None,
+            skip_until: None,
+        }
+    }
+
+    /// Finishes an account an earlier run created: the hooks from `from`
+    /// (a point after submit) on, and the post stage.
+    pub fn resume(
+        &mut self,
+        from: HookPoint,
+        rec: &mut Record,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<(), Error> {
+        self.skip_until = Some(from);
+        if from == HookPoint::After(Stage::Submit) {
+            // The submit stage itself is done: only its after-point is fired.
+            let mut step = String::new();
+            let r = self.fire(from, rec, &mut step, ctx);
+            self.skip_until = None;
+            if let Err(e) = r {
+                return self.finish(Err(e), rec, ctx, &step);
+            }
+        }
+        self.run(&[Stage::Post], rec, ctx)
     }
 
     pub fn run(
@@ -265,7 +359,19 @@ impl<'h> Runner<'h> {
     ) -> Result<(), Error> {
         let mut step = String::new();
         let result = self.run_stages(stages, rec, ctx, &mut step);
-        let result = match result {
+        self.finish(result, rec, ctx, &step)
+    }
+
+    /// After the stages: what an error amounts to, the `on_error` hooks,
+    /// and the session that never outlives the run.
+    fn finish(
+        &mut self,
+        result: Result<(), Error>,
+        rec: &mut Record,
+        ctx: &mut Ctx<'_>,
+        step: &str,
+    ) -> Result<(), Error> {
+        let mut result = match result {
             Ok(()) => Ok(()),
             Err(err) => {
                 let err = match (&rec.user_id, err) {
@@ -273,17 +379,31 @@ impl<'h> Runner<'h> {
                     (Some(user_id), e) if rec.outcome == Some(Outcome::Registered) => {
                         Error::AfterCreate {
                             user_id: user_id.clone(),
-                            step: step.clone(),
+                            step: step.to_string(),
                             cause: e.to_string(),
+                            undone: Box::new(Undone {
+                                from: self.at.map(|p| p.to_string()),
+                                live_session: false,
+                                want_session: rec.want_session,
+                            }),
+                            left: String::new(),
                         }
                     }
                     (_, e) => e,
                 };
+                // A session asked for by hooks never outlives the run; one that
+                // cannot be ended is named in what was left undone.
+                if let Err(e) = stages::post::end_session(rec, ctx) {
+                    ctx.console.verbose(&e.to_string());
+                }
+                let err = self.left_undone(err, rec);
                 let call = HookCall {
                     point: HookPoint::OnError,
                     server_url: rec.server_url.as_deref(),
                     dry_run: self.dry_run,
                     error: Some(err.to_string()),
+                    deadline: ctx.deadline,
+                    rerun: ctx.rerun,
                 };
                 let mut scratch = rec.clone();
                 if let Err(hook_err) = self.hooks.fire(&call, &mut scratch) {
@@ -293,11 +413,50 @@ impl<'h> Runner<'h> {
                 Err(err)
             }
         };
-        // A session asked for by hooks never outlives the run.
-        if let Err(e) = stages::post::end_session(rec, ctx) {
-            ctx.console.warn(&e.to_string());
+        if result.is_ok() {
+            if let Err(e) = stages::post::end_session(rec, ctx) {
+                result = Err(self.left_undone(e, rec));
+            }
         }
         result
+    }
+
+    /// Fills in what an account that exists was left without: the hook
+    /// points from the failed one on, with their files, and a live session.
+    fn left_undone(&self, err: Error, rec: &Record) -> Error {
+        let Error::AfterCreate {
+            user_id,
+            step,
+            cause,
+            mut undone,
+            ..
+        } = err
+        else {
+            return err;
+        };
+        // A session that is still open (ending it failed) is live.
+        undone.live_session |= rec.access_token.is_some();
+        let from = undone.from.as_deref().and_then(HookPoint::parse);
+        let mut left: Vec<String> = Vec::new();
+        if let Some(from) = from {
+            let start = AFTER_SUBMIT.iter().position(|p| *p == from).unwrap_or(0);
+            for p in &AFTER_SUBMIT[start..] {
+                let files = self.hooks.handlers(*p);
+                if !files.is_empty() {
+                    left.push(format!("the {p} hook of {}", files.join(", ")));
+                }
+            }
+        }
+        if undone.live_session {
+            left.push("ending the session the tool opened on the account".into());
+        }
+        Error::AfterCreate {
+            user_id,
+            step,
+            cause,
+            undone,
+            left: left.join("; "),
+        }
     }
 
     fn run_stages(
@@ -307,36 +466,79 @@ impl<'h> Runner<'h> {
         ctx: &mut Ctx<'_>,
         step: &mut String,
     ) -> Result<(), Error> {
-        let mut attempt = 0;
+        let mut spent = 0;
         let mut i = 0;
         while let Some(&stage) = stages.get(i) {
-            self.fire(HookPoint::Before(stage), rec, step)?;
+            self.fire(HookPoint::Before(stage), rec, step, ctx)?;
             *step = format!("the {stage} stage");
+            self.at = None;
             match stage.run(rec, ctx) {
                 Ok(()) => {}
-                Err(Error::Again { from, wait, cause }) if attempt < ctx.retries => {
-                    attempt += 1;
-                    let wait = wait.unwrap_or_else(|| backoff(attempt));
+                Err(Error::Again { from, cause }) => {
+                    let Some(wait) = self.again(&cause, &mut spent, ctx)? else {
+                        return Err(Error::Server(*cause));
+                    };
                     ctx.console.verbose(&format!(
-                        "{}: {cause}; trying again from the {from} stage in {:.1} s ({attempt}/{})",
+                        "{}: {cause}; trying again from the {from} stage in {:.1} s ({spent}/{})",
                         rec.username.as_deref().unwrap_or("?"),
                         wait.as_secs_f64(),
                         ctx.retries
                     ));
-                    std::thread::sleep(wait);
                     i = stages.iter().position(|s| *s == from).unwrap_or(i);
                     continue;
                 }
-                Err(Error::Again { cause, .. }) => return Err(*cause),
                 Err(e) => return Err(e),
             }
-            self.fire(HookPoint::After(stage), rec, step)?;
+            self.fire(HookPoint::After(stage), rec, step, ctx)?;
             i += 1;
         }
         Ok(())
     }
 
-    fn fire(&mut self, point: HookPoint, rec: &mut Record, step: &mut String) -> Result<(), Error> {
+    /// Whether, and after which wait (already waited), the register call is
+    /// tried again after `e`: the run's retry policy with `--retries` as the
+    /// budget; none at all with `--retries 0`.
+    fn again(
+        &self,
+        e: &HsError,
+        spent: &mut u32,
+        ctx: &Ctx<'_>,
+    ) -> Result<Option<std::time::Duration>, Error> {
+        if ctx.retries == 0 {
+            return Ok(None);
+        }
+        let resolved = ctx.resolved()?;
+        let policy = crate::retry::Policy {
+            retries: ctx.retries,
+            ..resolved.transport.policy.clone()
+        };
+        // Safe to repeat: a "user in use" after a lost answer is settled by a login.
+        match policy.decide(e, *spent, crate::retry::Repeat::Safe, ctx.deadline) {
+            Ok((wait, counts)) => {
+                *spent += u32::from(counts);
+                let what = format!("POST {}", crate::homeserver::REGISTER_PATH);
+                policy.waits.wait(&what, e, wait, &|| None);
+                Ok(Some(wait))
+            }
+            Err(crate::retry::GiveUp::Final | crate::retry::GiveUp::Spent) => Ok(None),
+            Err(why) => Err(Error::Server(policy.explain(e.clone(), why))),
+        }
+    }
+
+    fn fire(
+        &mut self,
+        point: HookPoint,
+        rec: &mut Record,
+        step: &mut String,
+        ctx: &Ctx<'_>,
+    ) -> Result<(), Error> {
+        if let Some(from) = self.skip_until {
+            if from != point {
+                return Ok(());
+            }
+            self.skip_until = None;
+        }
+        self.at = Some(point);
         *step = format!("the {point} hook");
         let server_url = rec.server_url.clone();
         let call = HookCall {
@@ -344,7 +546,13 @@ impl<'h> Runner<'h> {
             server_url: server_url.as_deref(),
             dry_run: self.dry_run,
             error: None,
+            deadline: ctx.deadline,
+            rerun: ctx.rerun,
         };
-        self.hooks.fire(&call, rec)
+        let r = self.hooks.fire(&call, rec);
+        if r.is_ok() {
+            self.at = None;
+        }
+        r
     }
 }

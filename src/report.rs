@@ -2,7 +2,7 @@
 //! output, and of the batch results file (`--output`).
 
 use crate::error::Error;
-use crate::pipeline::{Outcome, Record};
+use crate::pipeline::{Outcome, Record, Undone};
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +20,14 @@ pub enum Status {
     Failed,
     /// `--dry-run`: nothing was sent.
     DryRun,
+    /// The account exists (it was registered, its password works), but a
+    /// step after registration did not finish: `undone` says which. Running
+    /// the same batch again with the same results file finishes it.
+    Incomplete,
+    /// The row repeats the username of an earlier row (`duplicate_of`) and
+    /// was skipped. Never a user's outcome: that is the last line for the
+    /// username with any other status.
+    Duplicate,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,9 +44,29 @@ pub struct Report {
     /// Only a password the tool or a hook generated: nobody else knows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<Secret>,
+    /// With `incomplete`: what is left to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undone: Option<Undone>,
+    /// With `duplicate`: the line of the row whose username this repeats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<usize>,
 }
 
 impl Report {
+    /// A report with nothing in it but a status, for filling in.
+    pub fn empty() -> Report {
+        Report {
+            line: None,
+            username: None,
+            user_id: None,
+            status: Status::Failed,
+            error: None,
+            password: None,
+            undone: None,
+            duplicate_of: None,
+        }
+    }
+
     /// What a finished pipeline run amounts to.
     pub fn of(rec: &Record, result: &Result<(), Error>) -> Report {
         let (status, error) = match result {
@@ -52,16 +80,26 @@ impl Report {
             ),
             Err(e) => (status_of(e), Some(e.to_string())),
         };
+        let undone = match result {
+            Err(Error::AfterCreate { undone, .. }) => Some((**undone).clone()),
+            _ => None,
+        };
         Report {
             line: None,
             username: rec.username.clone(),
             user_id: rec.user_id.clone(),
             status,
             error,
+            undone,
+            duplicate_of: None,
             // Nobody but this report knows a generated password; a rejected
             // row or a dry run created no account, so there is nothing to keep.
             password: rec.password.clone().filter(|_| {
-                rec.password_generated && !matches!(status, Status::Rejected | Status::DryRun)
+                rec.password_generated
+                    && !matches!(
+                        status,
+                        Status::Rejected | Status::DryRun | Status::Duplicate
+                    )
             }),
         }
     }
@@ -78,8 +116,9 @@ fn status_of(e: &Error) -> Status {
             Status::Exists
         }
         Error::Server(_) | Error::Output(_) => Status::Failed,
-        Error::Again { cause, .. } | Error::Hinted { cause, .. } => status_of(cause),
-        Error::AfterCreate { .. } => Status::Registered,
+        Error::Again { .. } => Status::Failed,
+        Error::Hinted { cause, .. } => status_of(cause),
+        Error::AfterCreate { .. } => Status::Incomplete,
         Error::Input(_)
         | Error::Refused(_)
         | Error::Hook { .. }

@@ -28,6 +28,8 @@ pub struct Prior {
     pub status: Status,
     pub user_id: Option<String>,
     pub password: Option<Secret>,
+    /// With `incomplete`: what is left to do.
+    pub undone: Option<crate::pipeline::Undone>,
 }
 
 pub struct Journal {
@@ -80,16 +82,21 @@ impl Journal {
                 continue;
             };
             // A rejected row sent nothing: it says nothing about the server,
-            // and must not hide what an earlier line for the name says.
-            if r.status == Status::Rejected && prior.contains_key(&key(username)) {
+            // and must not hide what an earlier line for the name says; a
+            // duplicate row is never its username's outcome.
+            if r.status == Status::Duplicate
+                || (r.status == Status::Rejected && prior.contains_key(&key(username)))
+            {
                 continue;
             }
             let entry = prior.entry(key(username)).or_insert(Prior {
                 status: r.status,
                 user_id: None,
                 password: None,
+                undone: None,
             });
             entry.status = r.status;
+            entry.undone = r.undone;
             entry.user_id = r.user_id.or(entry.user_id.take());
             if r.password.is_some() {
                 entry.password = r.password;
@@ -171,12 +178,8 @@ mod tests {
         assert!(j.prior("c").is_none());
         // The torn last line was closed, so the next line starts clean.
         j.write(&Report {
-            line: None,
             username: Some("d".into()),
-            user_id: None,
-            status: Status::Failed,
-            error: None,
-            password: None,
+            ..Report::empty()
         })
         .unwrap();
         let text = std::fs::read_to_string(&p).unwrap();

@@ -55,10 +55,25 @@ pub fn run(cli: &Cli, path: &Path, console: &Console) -> Result<u8, Error> {
         }
         (None, _) => None,
     };
-    let total = (path.as_os_str() != "-")
+    // Counted ahead only when it is a regular file: a pipe or a FIFO can be
+    // read once, and that one read is the batch's.
+    let total = std::fs::metadata(path)
+        .is_ok_and(|m| m.is_file())
         .then(|| count_rows(path, format))
         .flatten();
-    let progress = progress::Progress::new(console.level() == Level::Quiet, total);
+    let progress = std::sync::Arc::new(progress::Progress::new(
+        console.level() == Level::Quiet,
+        total,
+        resolved.transport.policy.waits.clone(),
+    ));
+    if console.level() > Level::Quiet {
+        let out = progress.clone();
+        resolved
+            .transport
+            .policy
+            .waits
+            .set_output(move |line| out.println(line));
+    }
 
     let jobs = usize::from(cli.jobs.max(1));
     let shared = pool::Shared {
@@ -88,11 +103,14 @@ pub fn run(cli: &Cli, path: &Path, console: &Console) -> Result<u8, Error> {
             s.rejected,
             s.failed
         );
-        if s.after_create > 0 {
+        if s.incomplete > 0 {
             line.push_str(&format!(
-                ", {} registered but a later step failed",
-                s.after_create
+                ", {} incomplete (registered, a later step undone: run the same command again)",
+                s.incomplete
             ));
+        }
+        if s.duplicate > 0 {
+            line.push_str(&format!(", {} duplicate", s.duplicate));
         }
         if s.skipped > 0 {
             line.push_str(&format!(", {} done by an earlier run", s.skipped));
@@ -104,7 +122,7 @@ pub fn run(cli: &Cli, path: &Path, console: &Console) -> Result<u8, Error> {
     }
     let exists_bad = s.exists > 0 && !cli.exists_ok;
     Ok(
-        if s.rejected + s.failed > 0 || exists_bad || s.after_create > 0 {
+        if s.rejected + s.failed + s.incomplete + s.duplicate > 0 || exists_bad {
             exit::FAILED
         } else {
             exit::OK

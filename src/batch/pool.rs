@@ -48,28 +48,37 @@ impl RowSource {
         }
     }
 
-    /// The next row, and its username when it has one.
-    fn next(&mut self) -> Option<(Row, Option<String>)> {
+    /// The next row, its username when it has one, and the line of the
+    /// earlier row whose username it repeats.
+    fn next(&mut self) -> Option<(Row, Option<String>, Option<usize>)> {
         let mut row = self.rows.next()?;
         let key = row.username().map(journal::key);
-        if row.fields.is_ok() {
-            match &key {
-                None => row.fields = Err("has no username".into()),
-                Some(k) => {
-                    if let Some(first) = self.seen.get(k) {
-                        row.fields = Err(format!("repeats the username {k:?} of line {first}"));
-                    } else {
-                        self.seen.insert(k.clone(), row.line);
-                    }
+        let mut duplicate_of = None;
+        match &key {
+            None if row.fields.is_ok() => row.fields = Err("has no username".into()),
+            None => {}
+            Some(k) => {
+                if let Some(first) = self.seen.get(k) {
+                    duplicate_of = Some(*first);
+                } else {
+                    self.seen.insert(k.clone(), row.line);
                 }
             }
         }
-        Some((row, key))
+        Some((row, key, duplicate_of))
     }
 }
 
 pub fn run(shared: &Shared<'_>, jobs: usize) -> Result<(), Error> {
+    let done = AtomicBool::new(false);
     std::thread::scope(|scope| {
+        // The progress line moves while every worker waits on the server.
+        scope.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(250));
+                shared.progress.refresh();
+            }
+        });
         let workers: Vec<_> = (0..jobs).map(|_| scope.spawn(|| worker(shared))).collect();
         let mut first_err = None;
         for w in workers {
@@ -83,6 +92,7 @@ pub fn run(shared: &Shared<'_>, jobs: usize) -> Result<(), Error> {
                 }
             }
         }
+        done.store(true, Ordering::Relaxed);
         first_err.map_or(Ok(()), Err)
     })
 }
@@ -131,7 +141,7 @@ fn worker(shared: &Shared<'_>) -> Result<(), Error> {
     let mut prompter = NoPrompts;
     let mut ctx = Ctx::new(cli, &console, &mut prompter);
     ctx.resolved = Some(shared.resolved.clone());
-    ctx.retries = cli.retries.unwrap_or(5);
+    ctx.retries = cli.retries.unwrap_or(crate::retry::BATCH_RETRIES);
     ctx.generate_missing_password = true;
     ctx.reveal_generated = false;
     let stages: &[Stage] = if cli.dry_run {
@@ -148,10 +158,14 @@ fn worker(shared: &Shared<'_>) -> Result<(), Error> {
             let mut src = shared.rows.lock().unwrap_or_else(|p| p.into_inner());
             src.next()
         };
-        let Some((row, username)) = row else {
+        let Some((row, username, duplicate_of)) = row else {
             return Ok(());
         };
-        let (report, skipped) = run_row(shared, row, username, &mut hooks, &mut ctx, stages);
+        ctx.start_deadline();
+        let (report, skipped) = match (duplicate_of, &username) {
+            (Some(first), Some(key)) => (duplicate(row.line, key, first), false),
+            _ => run_row(shared, row, username, &mut hooks, &mut ctx, stages),
+        };
         if let Err(e) = finish(shared, &report, skipped) {
             // The results file failed: nothing more may be registered unrecorded.
             shared.stop.store(true, Ordering::Relaxed);
@@ -172,6 +186,22 @@ fn run_row(
 ) -> (Report, bool) {
     let cli = shared.cli;
     let line = row.line;
+    let prior = username
+        .as_deref()
+        .and_then(|k| shared.journal.and_then(|j| j.prior(k)));
+    // Done by an earlier run: left alone, whatever the row says now.
+    if let Some(p) = prior
+        .filter(|p| p.status == Status::Registered || (p.status == Status::Exists && cli.exists_ok))
+    {
+        let done = Report {
+            line: Some(line),
+            username,
+            user_id: p.user_id.clone(),
+            status: p.status,
+            ..Report::empty()
+        };
+        return (done, true);
+    }
     let fields = match row.fields {
         Ok(f) => f,
         Err(why) => {
@@ -182,21 +212,10 @@ fn run_row(
         }
     };
     let key = journal::key(fields.username.as_deref().unwrap_or(""));
-    let prior = shared.journal.and_then(|j| j.prior(&key));
-    if let Some(p) = prior
-        .filter(|p| p.status == Status::Registered || (p.status == Status::Exists && cli.exists_ok))
-    {
-        let done = Report {
-            line: Some(line),
-            username: Some(key),
-            user_id: p.user_id.clone(),
-            status: p.status,
-            error: None,
-            password: None,
-        };
-        return (done, true);
-    }
     let mut rec = record(&shared.template, fields);
+    if let Some(p) = prior.filter(|p| p.status == Status::Incomplete) {
+        return (finish_incomplete(rec, p, line, key, hooks, ctx), false);
+    }
     if let Some(p) = prior.filter(|p| matches!(p.status, Status::Pending | Status::Failed)) {
         // An earlier run may have sent it: reuse its password, and let
         // "user in use" be settled by a login.
@@ -222,14 +241,94 @@ fn run_row(
     (r, false)
 }
 
+/// Finishes a row an earlier run registered but left `incomplete`: its
+/// hooks from the point that failed on, with a session as the new user where
+/// the hooks asked for one, and the session left live ended. Nobody is
+/// registered again.
+fn finish_incomplete(
+    mut rec: Record,
+    prior: &journal::Prior,
+    line: usize,
+    key: String,
+    hooks: &mut RowHooks<'_>,
+    ctx: &mut Ctx<'_>,
+) -> Report {
+    let undone = prior.undone.clone().unwrap_or_default();
+    rec.user_id = prior.user_id.clone();
+    rec.outcome = Some(Outcome::Registered);
+    rec.want_session = undone.want_session;
+    if let Some(pw) = &prior.password {
+        rec.password = Some(pw.clone());
+        rec.password_generated = true;
+    }
+    ctx.rerun = true;
+    let result = rerun_steps(&mut rec, &undone, hooks, ctx);
+    ctx.rerun = false;
+    let mut r = Report::of(&rec, &result);
+    if r.status != Status::Registered && r.status != Status::Incomplete {
+        // A failure before any hook ran (the login for the session): the
+        // account is as the earlier run left it.
+        r.status = Status::Incomplete;
+        r.undone = Some(undone);
+    }
+    r.line = Some(line);
+    r.username = Some(key);
+    if let Some(e) = &mut r.error {
+        *e = format!("line {line}: {e}");
+    }
+    r
+}
+
+fn rerun_steps(
+    rec: &mut Record,
+    undone: &crate::pipeline::Undone,
+    hooks: &mut RowHooks<'_>,
+    ctx: &mut Ctx<'_>,
+) -> Result<(), Error> {
+    if undone.live_session || undone.want_session {
+        let (Some(user), Some(password)) = (rec.username.clone(), rec.password.clone()) else {
+            return Err(Error::Input(
+                "cannot finish it: no password is known to log in with".into(),
+            ));
+        };
+        let session = ctx.server(rec)?.login(&user, &password)?;
+        rec.access_token = session.access_token;
+        rec.device_id = session.device_id;
+        // A session an earlier run left live is ended with every other.
+        rec.created_here = undone.live_session;
+    }
+    hooks.pending_written = true;
+    let from = undone
+        .from
+        .as_deref()
+        .and_then(crate::pipeline::HookPoint::parse);
+    let mut runner = Runner::new(hooks, false);
+    match from {
+        Some(p) => runner.resume(p, rec, ctx),
+        None => runner.run(&[], rec, ctx),
+    }
+}
+
 fn rejected(line: usize, username: Option<String>, error: String) -> Report {
     Report {
         line: Some(line),
         username,
-        user_id: None,
         status: Status::Rejected,
         error: Some(error),
-        password: None,
+        ..Report::empty()
+    }
+}
+
+fn duplicate(line: usize, key: &str, first: usize) -> Report {
+    Report {
+        line: Some(line),
+        username: Some(key.to_string()),
+        status: Status::Duplicate,
+        error: Some(format!(
+            "line {line}: repeats the username {key:?} of line {first}; skipped"
+        )),
+        duplicate_of: Some(first),
+        ..Report::empty()
     }
 }
 
@@ -263,8 +362,10 @@ fn finish(shared: &Shared<'_>, report: &Report, skipped: bool) -> Result<(), Err
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{}", report.to_json_line());
     }
-    if let (Some(e), Status::Rejected | Status::Failed | Status::Exists) =
-        (&report.error, report.status)
+    if let (
+        Some(e),
+        Status::Rejected | Status::Failed | Status::Exists | Status::Incomplete | Status::Duplicate,
+    ) = (&report.error, report.status)
     {
         // Errors show even with -q; an existing user is none with --exists-ok.
         if !(report.status == Status::Exists && shared.cli.exists_ok) {

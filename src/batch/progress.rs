@@ -4,10 +4,11 @@
 //! (a log, CI): a plain line every few seconds. With -q: nothing but errors.
 
 use crate::report::{Report, Status};
+use crate::retry::{Waits, secs};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
@@ -20,7 +21,8 @@ struct Counts {
     failed: AtomicUsize,
     skipped: AtomicUsize,
     dry_run: AtomicUsize,
-    after_create: AtomicUsize,
+    incomplete: AtomicUsize,
+    duplicate: AtomicUsize,
 }
 
 pub struct Progress {
@@ -30,6 +32,8 @@ pub struct Progress {
     start: Instant,
     last_plain: Mutex<Instant>,
     total: Option<u64>,
+    /// What the run waits for (a rate limit), shown on the progress line.
+    waits: Arc<Waits>,
 }
 
 /// The end of a batch, counted.
@@ -42,18 +46,27 @@ pub struct Summary {
     /// Done by an earlier run with the same results file.
     pub skipped: usize,
     pub dry_run: usize,
-    /// Registered, but a step after that failed (counted in `registered` too).
-    pub after_create: usize,
+    /// Registered, but a step after that is still undone.
+    pub incomplete: usize,
+    /// Rows that repeat an earlier row's username.
+    pub duplicate: usize,
 }
 
 impl Summary {
     pub fn rows(&self) -> usize {
-        self.registered + self.exists + self.rejected + self.failed + self.skipped + self.dry_run
+        self.registered
+            + self.exists
+            + self.rejected
+            + self.failed
+            + self.skipped
+            + self.dry_run
+            + self.incomplete
+            + self.duplicate
     }
 }
 
 impl Progress {
-    pub fn new(quiet: bool, total: Option<u64>) -> Progress {
+    pub fn new(quiet: bool, total: Option<u64>, waits: Arc<Waits>) -> Progress {
         let tty = std::io::stderr().is_terminal();
         let bar = (!quiet && tty).then(|| {
             let bar = match total {
@@ -78,6 +91,7 @@ impl Progress {
             start: Instant::now(),
             last_plain: Mutex::new(Instant::now()),
             total,
+            waits,
         }
     }
 
@@ -85,20 +99,31 @@ impl Progress {
     pub fn add(&self, report: &Report, skipped: bool) {
         let status = report.status;
         let c = &self.counts;
-        if status == Status::Registered && report.error.is_some() {
-            c.after_create.fetch_add(1, Ordering::Relaxed);
-        }
         let counter = match (skipped, status) {
             (true, _) => &c.skipped,
             (_, Status::Registered) => &c.registered,
             (_, Status::Exists) => &c.exists,
             (_, Status::Rejected) => &c.rejected,
             (_, Status::DryRun) => &c.dry_run,
+            (_, Status::Incomplete) => &c.incomplete,
+            (_, Status::Duplicate) => &c.duplicate,
             (_, Status::Failed | Status::Pending) => &c.failed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(t) = self.total {
+            self.waits
+                .set_rows_left(t.saturating_sub(self.summary().rows() as u64));
+        }
         if let Some(bar) = &self.bar {
             bar.inc(1);
+        }
+        self.refresh();
+    }
+
+    /// Redraws the counts (and what the run waits for): on every row, and
+    /// every second while rows are slow to come.
+    pub fn refresh(&self) {
+        if let Some(bar) = &self.bar {
             bar.set_message(self.counts_text());
         } else if self.plain {
             let mut last = self.last_plain.lock().unwrap_or_else(|p| p.into_inner());
@@ -131,10 +156,19 @@ impl Progress {
             "{rate:.0}/s  ok {}  exists {}  failed {}",
             s.registered,
             s.exists,
-            s.failed + s.rejected
+            s.failed + s.rejected + s.duplicate
         );
+        if s.incomplete > 0 {
+            t.push_str(&format!("  incomplete {}", s.incomplete));
+        }
         if s.skipped > 0 {
             t.push_str(&format!("  done before {}", s.skipped));
+        }
+        if let Some((what, left)) = self.waits.waiting() {
+            t.push_str(&format!(
+                "  waiting {} on a rate limit ({what})",
+                secs(left)
+            ));
         }
         t
     }
@@ -149,7 +183,8 @@ impl Progress {
             failed: get(&c.failed),
             skipped: get(&c.skipped),
             dry_run: get(&c.dry_run),
-            after_create: get(&c.after_create),
+            incomplete: get(&c.incomplete),
+            duplicate: get(&c.duplicate),
         }
     }
 

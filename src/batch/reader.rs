@@ -47,12 +47,22 @@ pub struct Row {
     /// The line of the file the row starts on (1-based).
     pub line: usize,
     pub fields: Result<Fields, String>,
+    /// The row's username, also when another field is bad.
+    pub username: Option<String>,
 }
 
 impl Row {
     /// The row's username, when it has one.
     pub fn username(&self) -> Option<&str> {
-        self.fields.as_ref().ok()?.username.as_deref()
+        self.username.as_deref()
+    }
+
+    fn of(line: usize, (username, fields): (Option<String>, Result<Fields, String>)) -> Row {
+        Row {
+            line,
+            fields,
+            username,
+        }
     }
 }
 
@@ -110,10 +120,7 @@ fn csv_rows(input: impl Read + Send + 'static) -> Result<impl Iterator<Item = Ro
                     .iter()
                     .zip(rec.iter())
                     .map(|(h, v)| (h.clone(), Value::String(v.to_string())));
-                Row {
-                    line,
-                    fields: fields(pairs),
-                }
+                Row::of(line, fields(pairs))
             }
             Err(e) => {
                 let line = e.position().map_or(0, |p| p.line() as usize);
@@ -122,6 +129,7 @@ fn csv_rows(input: impl Read + Send + 'static) -> Result<impl Iterator<Item = Ro
                 }
                 Row {
                     line,
+                    username: None,
                     fields: Err(format!("not a valid CSV row: {}", csv_cause(&e))),
                 }
             }
@@ -147,17 +155,21 @@ fn jsonl_rows(input: impl BufRead + Send + 'static) -> impl Iterator<Item = Row>
         match line {
             Err(e) => Some(Row {
                 line: line_no,
+                username: None,
                 fields: Err(format!("cannot be read: {e}")),
             }),
             Ok(l) if l.trim().is_empty() => None,
-            Ok(l) => Some(Row {
-                line: line_no,
-                fields: match serde_json::from_str::<Value>(&l) {
+            Ok(l) => Some(Row::of(
+                line_no,
+                match serde_json::from_str::<Value>(&l) {
                     Ok(Value::Object(map)) => fields(map.into_iter()),
-                    Ok(other) => Err(format!("is JSON but not an object ({})", json_kind(&other))),
-                    Err(e) => Err(format!("is not valid JSON: {e}")),
+                    Ok(other) => (
+                        None,
+                        Err(format!("is JSON but not an object ({})", json_kind(&other))),
+                    ),
+                    Err(e) => (None, Err(format!("is not valid JSON: {e}"))),
                 },
-            }),
+            )),
         }
     })
 }
@@ -224,6 +236,7 @@ impl<R: BufRead> YamlRows<R> {
                 Err(e) => {
                     return Row {
                         line: self.line_no,
+                        username: None,
                         fields: Err(format!("cannot be read: {e}")),
                     };
                 }
@@ -233,10 +246,7 @@ impl<R: BufRead> YamlRows<R> {
             Ok(items) => {
                 let mut rows: Vec<Row> = items
                     .into_iter()
-                    .map(|item| Row {
-                        line: first_line,
-                        fields: yaml_item(item),
-                    })
+                    .map(|item| Row::of(first_line, yaml_item(item)))
                     .collect();
                 rows.reverse();
                 let first = rows.pop();
@@ -244,11 +254,13 @@ impl<R: BufRead> YamlRows<R> {
                 self.whole = Some(rows.into_iter());
                 first.unwrap_or(Row {
                     line: first_line,
+                    username: None,
                     fields: Err("the list is empty".into()),
                 })
             }
             Err(e) => Row {
                 line: first_line,
+                username: None,
                 fields: Err(format!("the batch file is not a YAML list: {e}")),
             },
         }
@@ -271,6 +283,7 @@ impl<R: BufRead> Iterator for YamlRows<R> {
                     Err(e) => {
                         return Some(Row {
                             line: self.line_no,
+                            username: None,
                             fields: Err(format!("cannot be read: {e}")),
                         });
                     }
@@ -285,6 +298,7 @@ impl<R: BufRead> Iterator for YamlRows<R> {
                 if self.started {
                     return Some(Row {
                         line: self.line_no,
+                        username: None,
                         fields: Err("is not part of a list item (items start with `- `)".into()),
                     });
                 }
@@ -308,52 +322,62 @@ impl<R: BufRead> Iterator for YamlRows<R> {
                 Err(e) => {
                     return Some(Row {
                         line: self.line_no,
+                        username: None,
                         fields: Err(format!("cannot be read: {e}")),
                     });
                 }
             }
         }
-        let fields = match serde_yaml::from_str::<Vec<serde_yaml::Value>>(&text) {
-            Ok(mut items) if items.len() == 1 => {
-                items.pop().map_or(Err("empty item".into()), yaml_item)
-            }
-            Ok(_) => Err("is not one list item".into()),
-            Err(e) => Err(format!("is not valid YAML: {e}")),
+        let parsed = match serde_yaml::from_str::<Vec<serde_yaml::Value>>(&text) {
+            Ok(mut items) if items.len() == 1 => items
+                .pop()
+                .map_or((None, Err("empty item".into())), yaml_item),
+            Ok(_) => (None, Err("is not one list item".into())),
+            Err(e) => (None, Err(format!("is not valid YAML: {e}"))),
         };
-        Some(Row {
-            line: start,
-            fields,
-        })
+        Some(Row::of(start, parsed))
     }
 }
 
-fn yaml_item(item: serde_yaml::Value) -> Result<Fields, String> {
+fn yaml_item(item: serde_yaml::Value) -> (Option<String>, Result<Fields, String>) {
     match serde_json::to_value(item) {
         Ok(Value::Object(map)) => fields(map.into_iter()),
-        Ok(other) => Err(format!(
-            "is not a mapping of fields ({})",
-            json_kind(&other)
-        )),
-        Err(e) => Err(format!("cannot be read: {e}")),
+        Ok(other) => (
+            None,
+            Err(format!(
+                "is not a mapping of fields ({})",
+                json_kind(&other)
+            )),
+        ),
+        Err(e) => (None, Err(format!("cannot be read: {e}"))),
     }
 }
 
-/// The known fields out of a row's key/value pairs; the rest is `extra`.
-pub fn fields(pairs: impl Iterator<Item = (String, Value)>) -> Result<Fields, String> {
+/// The known fields out of a row's key/value pairs (the rest is `extra`),
+/// and its username, which a bad field elsewhere does not hide.
+pub fn fields(
+    pairs: impl Iterator<Item = (String, Value)>,
+) -> (Option<String>, Result<Fields, String>) {
     let mut f = Fields::default();
+    let mut bad = None;
     for (key, value) in pairs {
-        match key.as_str() {
-            "username" => f.username = text(&key, value)?,
-            "password" => f.password = text(&key, value)?,
-            "displayname" => f.displayname = text(&key, value)?,
-            "user_type" => f.user_type = text(&key, value)?,
-            "admin" => f.admin = boolean(value)?,
+        let r = match key.as_str() {
+            "username" => text(&key, value).map(|v| f.username = v),
+            "password" => text(&key, value).map(|v| f.password = v),
+            "displayname" => text(&key, value).map(|v| f.displayname = v),
+            "user_type" => text(&key, value).map(|v| f.user_type = v),
+            "admin" => boolean(value).map(|v| f.admin = v),
             _ => {
                 f.extra.insert(key, value);
+                Ok(())
             }
+        };
+        if let Err(e) = r {
+            bad.get_or_insert(e);
         }
     }
-    Ok(f)
+    let username = f.username.clone();
+    (username, bad.map_or(Ok(f), Err))
 }
 
 fn text(key: &str, v: Value) -> Result<Option<String>, String> {

@@ -19,6 +19,7 @@ use super::HookOptions;
 use crate::console::Level;
 use crate::homeserver::{Homeserver, Transport};
 use crate::pipeline::Record;
+use crate::retry::Repeat;
 use crate::secret::{PASSWORD_ALPHABET, SYMBOLS, Secret, generate_password};
 use mlua::{Lua, LuaSerdeExt, Table, Value};
 use std::cell::RefCell;
@@ -37,6 +38,10 @@ pub struct Host {
     server_url: RefCell<Option<String>>,
     server: RefCell<Option<Homeserver>>,
     http: RefCell<Option<reqwest::blocking::Client>>,
+    /// Who each token belongs to, asked once per token.
+    whoami: RefCell<Vec<(Secret, String)>>,
+    /// No retry of a hook's request waits past this (the row's deadline).
+    deadline: std::cell::Cell<Option<std::time::Instant>>,
 }
 
 impl Host {
@@ -52,7 +57,31 @@ impl Host {
             server_url: RefCell::default(),
             server: RefCell::default(),
             http: RefCell::default(),
+            whoami: RefCell::default(),
+            deadline: std::cell::Cell::default(),
         }
+    }
+
+    pub fn set_deadline(&self, deadline: Option<std::time::Instant>) {
+        self.deadline.set(deadline);
+    }
+
+    /// The user ID `token` belongs to, asked of the server once per token.
+    fn whoami(&self, token: &Secret) -> mlua::Result<String> {
+        if let Some((_, id)) = self.whoami.borrow().iter().find(|(t, _)| t == token) {
+            return Ok(id.clone());
+        }
+        let path = "/_matrix/client/v3/account/whoami";
+        let (status, j) = self
+            .homeserver()?
+            .request("GET", path, Some(token), None, Repeat::Safe)
+            .map_err(|e| mlua::Error::runtime(self.masked(&e.to_string())))?;
+        let id = match (status, str_field(&j, "user_id")) {
+            (200, Some(id)) => id,
+            _ => return Err(answered("GET", path, status, &j)),
+        };
+        self.whoami.borrow_mut().push((token.clone(), id.clone()));
+        Ok(id)
     }
 
     pub fn redact(&self, secret: &Secret) {
@@ -110,7 +139,7 @@ impl Host {
 
     fn homeserver(&self) -> mlua::Result<Homeserver> {
         if let Some(hs) = self.server.borrow().as_ref() {
-            return Ok(hs.clone());
+            return Ok(hs.clone().until(self.deadline.get()));
         }
         let url = self.server_url.borrow().clone().ok_or_else(|| {
             mlua::Error::runtime("no homeserver URL is known yet (before the config stage)")
@@ -118,7 +147,7 @@ impl Host {
         let hs = Homeserver::new(&url, &self.transport.borrow())
             .map_err(|e| mlua::Error::runtime(e.to_string()))?;
         *self.server.borrow_mut() = Some(hs.clone());
-        Ok(hs)
+        Ok(hs.until(self.deadline.get()))
     }
 
     fn http_client(&self) -> mlua::Result<reqwest::blocking::Client> {
@@ -306,38 +335,160 @@ fn segment(s: &str) -> String {
     out
 }
 
+/// Whether a request with this method may be sent twice.
+fn repeat_for(method: &str) -> Repeat {
+    match method.to_ascii_uppercase().as_str() {
+        "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" => Repeat::Safe,
+        _ => Repeat::IfUnsent,
+    }
+}
+
+/// A client-API call that must succeed: the JSON body, or a Lua error
+/// naming the call.
+fn call(
+    host: &Host,
+    method: &str,
+    path: &str,
+    token: &Secret,
+    body: serde_json::Value,
+    repeat: Repeat,
+) -> mlua::Result<serde_json::Value> {
+    match call_status(host, method, path, token, body, repeat)? {
+        (200, json) => Ok(json),
+        (status, json) => Err(answered(method, path, status, &json)),
+    }
+}
+
+fn call_status(
+    host: &Host,
+    method: &str,
+    path: &str,
+    token: &Secret,
+    body: serde_json::Value,
+    repeat: Repeat,
+) -> mlua::Result<(u16, serde_json::Value)> {
+    let hs = host.homeserver()?;
+    let body = (!body.is_null()).then_some(body);
+    hs.request(method, path, Some(token), body.as_ref(), repeat)
+        .map_err(|e| mlua::Error::runtime(host.masked(&e.to_string())))
+}
+
+fn answered(method: &str, path: &str, status: u16, json: &serde_json::Value) -> mlua::Error {
+    let code = json.get("errcode").and_then(|v| v.as_str()).unwrap_or("");
+    let err = json.get("error").and_then(|v| v.as_str()).unwrap_or("");
+    mlua::Error::runtime(format!("{method} {path} answered {status} {code} {err}"))
+}
+
+/// The local part of the alias that marks the direct chat `bot` opened with
+/// `user`: claimed atomically when the room is created, so a second
+/// createRoom for the same pair (a retry after a lost answer, a rerun) finds
+/// the first room instead of making another.
+fn dm_alias(bot: &str, user: &str) -> String {
+    use sha1::{Digest, Sha1};
+    let digest = Sha1::new()
+        .chain_update(bot.as_bytes())
+        .chain_update([0u8])
+        .chain_update(user.as_bytes())
+        .finalize();
+    format!("_rnmu_dm_{}", &hex::encode(digest)[..20])
+}
+
+/// A direct chat with `user_id` as the token's owner: the one opened
+/// before, or a new one. The room ID, and whether it existed already.
+fn dm(host: &Host, token: &Secret, user_id: &str) -> mlua::Result<(String, bool)> {
+    let me = host.whoami(token)?;
+    let alias_local = dm_alias(&me, user_id);
+    let server = me.split_once(':').map_or("", |(_, s)| s);
+    let body = serde_json::json!({
+        "is_direct": true,
+        "invite": [user_id],
+        "preset": "trusted_private_chat",
+        "room_alias_name": alias_local,
+    });
+    let create = "/_matrix/client/v3/createRoom";
+    // Safe to repeat: a second try for the same pair is refused with
+    // M_ROOM_IN_USE, and the room is then found by its alias.
+    let (status, j) = call_status(host, "POST", create, token, body, Repeat::Safe)?;
+    if status == 200 {
+        let room = str_field(&j, "room_id")
+            .ok_or_else(|| mlua::Error::runtime("createRoom answered without a room_id"))?;
+        return Ok((room, false));
+    }
+    if str_field(&j, "errcode").as_deref() != Some("M_ROOM_IN_USE") {
+        return Err(answered("POST", create, status, &j));
+    }
+    let alias = format!("#{alias_local}:{server}");
+    let path = format!("/_matrix/client/v3/directory/room/{}", segment(&alias));
+    let j = call(
+        host,
+        "GET",
+        &path,
+        token,
+        serde_json::Value::Null,
+        Repeat::Safe,
+    )?;
+    let room = str_field(&j, "room_id")
+        .ok_or_else(|| mlua::Error::runtime(format!("{alias} did not resolve to a room ID")))?;
+    // The alias must be this account's own chat: it is a member.
+    let member = format!(
+        "/_matrix/client/v3/rooms/{}/state/m.room.member/{}",
+        segment(&room),
+        segment(&me)
+    );
+    match call_status(
+        host,
+        "GET",
+        &member,
+        token,
+        serde_json::Value::Null,
+        Repeat::Safe,
+    )? {
+        (200, j) if str_field(&j, "membership").as_deref() == Some("join") => Ok((room, true)),
+        _ => Err(mlua::Error::runtime(format!(
+            "the direct chat's alias {alias} belongs to a room {me} is not in"
+        ))),
+    }
+}
+
+/// The ID of an `m.text` from `me` with exactly `text` among the room's
+/// last 50 events, if there is one.
+fn sent_before(
+    host: &Host,
+    token: &Secret,
+    me: &str,
+    room_id: &str,
+    text: &str,
+) -> mlua::Result<Option<String>> {
+    let path = format!(
+        "/_matrix/client/v3/rooms/{}/messages?dir=b&limit=50",
+        segment(room_id)
+    );
+    let j = call(
+        host,
+        "GET",
+        &path,
+        token,
+        serde_json::Value::Null,
+        Repeat::Safe,
+    )?;
+    let events = j.get("chunk").and_then(|c| c.as_array());
+    Ok(events.into_iter().flatten().find_map(|ev| {
+        let mine = ev.get("sender").and_then(|v| v.as_str()) == Some(me)
+            && ev.get("type").and_then(|v| v.as_str()) == Some("m.room.message")
+            && ev.pointer("/content/body").and_then(|v| v.as_str()) == Some(text);
+        mine.then(|| str_field(ev, "event_id")).flatten()
+    }))
+}
+
 fn matrix_module(lua: &Lua, host: &Rc<Host>) -> mlua::Result<Table> {
     let m = lua.create_table()?;
-
-    // A call that must succeed: the JSON body, or a Lua error naming the call.
-    fn call(
-        host: &Host,
-        method: &str,
-        path: &str,
-        token: &str,
-        body: serde_json::Value,
-    ) -> mlua::Result<serde_json::Value> {
-        let hs = host.homeserver()?;
-        let token = Secret::new(token);
-        let body = (!body.is_null()).then_some(body);
-        let (status, json) = hs
-            .request(method, path, Some(&token), body.as_ref())
-            .map_err(|e| mlua::Error::runtime(host.masked(&e.to_string())))?;
-        if status != 200 {
-            let code = json.get("errcode").and_then(|v| v.as_str()).unwrap_or("");
-            let err = json.get("error").and_then(|v| v.as_str()).unwrap_or("");
-            return Err(mlua::Error::runtime(format!(
-                "{method} {path} answered {status} {code} {err}"
-            )));
-        }
-        Ok(json)
-    }
 
     let h = host.clone();
     m.set(
         "request",
         lua.create_function(move |lua, req: Table| {
             let method: Option<String> = req.get("method")?;
+            let method = method.unwrap_or_else(|| "GET".into());
             let path: String = req.get("path")?;
             let token: Option<String> = req.get("token")?;
             let body: Value = req.get("body")?;
@@ -346,15 +497,15 @@ fn matrix_module(lua: &Lua, host: &Rc<Host>) -> mlua::Result<Table> {
             } else {
                 Some(lua.from_value(body)?)
             };
+            let repeat = match req.get::<Option<bool>>("repeat")? {
+                Some(true) => Repeat::Safe,
+                Some(false) => Repeat::IfUnsent,
+                None => repeat_for(&method),
+            };
             let token = token.map(Secret::new);
             let (status, json) = h
                 .homeserver()?
-                .request(
-                    method.as_deref().unwrap_or("GET"),
-                    &path,
-                    token.as_ref(),
-                    body.as_ref(),
-                )
+                .request(&method, &path, token.as_ref(), body.as_ref(), repeat)
                 .map_err(|e| mlua::Error::runtime(h.masked(&e.to_string())))?;
             let out = lua.create_table()?;
             out.set("status", status)?;
@@ -367,10 +518,7 @@ fn matrix_module(lua: &Lua, host: &Rc<Host>) -> mlua::Result<Table> {
     m.set(
         "dm",
         lua.create_function(move |_, (token, user_id): (String, String)| {
-            let body = serde_json::json!({"is_direct": true, "invite": [user_id], "preset": "trusted_private_chat"});
-            let j = call(&h, "POST", "/_matrix/client/v3/createRoom", &token, body)?;
-            str_field(&j, "room_id")
-                .ok_or_else(|| mlua::Error::runtime("createRoom answered without a room_id"))
+            dm(&h, &Secret::new(token), &user_id)
         })?,
     )?;
 
@@ -378,41 +526,54 @@ fn matrix_module(lua: &Lua, host: &Rc<Host>) -> mlua::Result<Table> {
     let h = host.clone();
     m.set(
         "send_text",
-        lua.create_function(move |_, (token, room_id, text): (String, String, String)| {
-            let txn = format!(
-                "rnmu-{}-{}-{}",
-                std::process::id(),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0),
-                TXN.fetch_add(1, Ordering::Relaxed)
-            );
-            let path = format!(
-                "/_matrix/client/v3/rooms/{}/send/m.room.message/{txn}",
-                segment(&room_id)
-            );
-            let j = call(
-                &h,
-                "PUT",
-                &path,
-                &token,
-                serde_json::json!({"msgtype": "m.text", "body": text}),
-            )?;
-            Ok(str_field(&j, "event_id"))
-        })?,
+        lua.create_function(
+            move |_, (token, room_id, text, opts): (String, String, String, Option<Table>)| {
+                let token = Secret::new(token);
+                let once: bool = match &opts {
+                    Some(t) => t.get::<Option<bool>>("once")?.unwrap_or(false),
+                    None => false,
+                };
+                if once {
+                    let me = h.whoami(&token)?;
+                    if let Some(id) = sent_before(&h, &token, &me, &room_id, &text)? {
+                        return Ok(Some(id));
+                    }
+                }
+                // One transaction ID for every try of this call: the server
+                // keeps one event however often it is sent.
+                let txn = format!(
+                    "rnmu-{}-{}-{}",
+                    std::process::id(),
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_nanos())
+                        .unwrap_or(0),
+                    TXN.fetch_add(1, Ordering::Relaxed)
+                );
+                let path = format!(
+                    "/_matrix/client/v3/rooms/{}/send/m.room.message/{txn}",
+                    segment(&room_id)
+                );
+                let body = serde_json::json!({"msgtype": "m.text", "body": text});
+                let j = call(&h, "PUT", &path, &token, body, Repeat::Safe)?;
+                Ok(str_field(&j, "event_id"))
+            },
+        )?,
     )?;
 
     let h = host.clone();
     m.set(
         "join",
         lua.create_function(move |_, (token, room): (String, String)| {
+            let path = format!("/_matrix/client/v3/join/{}", segment(&room));
+            // Joining twice is joining once.
             let j = call(
                 &h,
                 "POST",
-                &format!("/_matrix/client/v3/join/{}", segment(&room)),
-                &token,
+                &path,
+                &Secret::new(token),
                 serde_json::json!({}),
+                Repeat::Safe,
             )?;
             Ok(str_field(&j, "room_id"))
         })?,
@@ -422,9 +583,17 @@ fn matrix_module(lua: &Lua, host: &Rc<Host>) -> mlua::Result<Table> {
     m.set(
         "invite",
         lua.create_function(move |_, (token, room, user_id): (String, String, String)| {
+            let token = Secret::new(token);
             let room_id = if room.starts_with('#') {
                 let path = format!("/_matrix/client/v3/directory/room/{}", segment(&room));
-                let j = call(&h, "GET", &path, &token, serde_json::Value::Null)?;
+                let j = call(
+                    &h,
+                    "GET",
+                    &path,
+                    &token,
+                    serde_json::Value::Null,
+                    Repeat::Safe,
+                )?;
                 str_field(&j, "room_id").ok_or_else(|| {
                     mlua::Error::runtime(format!("{room} did not resolve to a room ID"))
                 })?
@@ -432,12 +601,14 @@ fn matrix_module(lua: &Lua, host: &Rc<Host>) -> mlua::Result<Table> {
                 room
             };
             let path = format!("/_matrix/client/v3/rooms/{}/invite", segment(&room_id));
+            // Inviting an invited user again changes nothing.
             call(
                 &h,
                 "POST",
                 &path,
                 &token,
                 serde_json::json!({"user_id": user_id}),
+                Repeat::Safe,
             )?;
             Ok(room_id)
         })?,
@@ -446,21 +617,7 @@ fn matrix_module(lua: &Lua, host: &Rc<Host>) -> mlua::Result<Table> {
     let h = host.clone();
     m.set(
         "whoami",
-        lua.create_function(move |_, token: String| {
-            let hs = h.homeserver()?;
-            let (status, j) = hs
-                .request(
-                    "GET",
-                    "/_matrix/client/v3/account/whoami",
-                    Some(&Secret::new(token)),
-                    None,
-                )
-                .map_err(|e| mlua::Error::runtime(h.masked(&e.to_string())))?;
-            if status != 200 {
-                return Err(mlua::Error::runtime(format!("whoami answered {status}")));
-            }
-            Ok(str_field(&j, "user_id"))
-        })?,
+        lua.create_function(move |_, token: String| h.whoami(&Secret::new(token)).map(Some))?,
     )?;
     Ok(m)
 }

@@ -138,7 +138,7 @@ impl LuaHooks {
                     )));
                 }
             };
-            let point = parse_point(&key).ok_or_else(|| {
+            let point = HookPoint::parse(&key).ok_or_else(|| {
                 fail(format!(
                     "{key:?} is not a hook point (see docs/hooks.md for the list)"
                 ))
@@ -193,25 +193,22 @@ pub(crate) fn to_lua_value(lua: &Lua, v: &serde_json::Value) -> mlua::Result<Val
     lua.to_value_with(v, opts)
 }
 
-fn parse_point(key: &str) -> Option<HookPoint> {
-    if key == "on_error" {
-        return Some(HookPoint::OnError);
-    }
-    let (when, stage) = key.split_once('_')?;
-    let stage = Stage::ALL.into_iter().find(|s| s.name() == stage)?;
-    match when {
-        "before" => Some(HookPoint::Before(stage)),
-        "after" => Some(HookPoint::After(stage)),
-        _ => None,
-    }
-}
-
 impl Hooks for LuaHooks {
+    fn handlers(&self, point: HookPoint) -> Vec<String> {
+        self.points
+            .get(&point)
+            .into_iter()
+            .flatten()
+            .map(|(idx, _)| self.files[*idx].name.clone())
+            .collect()
+    }
+
     fn fire(&mut self, call: &HookCall<'_>, rec: &mut Record) -> Result<(), Error> {
         let Some(funcs) = self.points.get(&call.point) else {
             return Ok(());
         };
         self.host.set_record_secrets(rec);
+        self.host.set_deadline(call.deadline);
         for (idx, func) in funcs {
             let file = &self.files[*idx];
             // A hook may put a secret in its error message: mask it like its logs.
@@ -295,6 +292,7 @@ impl LuaHooks {
         ctx.raw_set("server_url", call.server_url)?;
         ctx.raw_set("dry_run", call.dry_run)?;
         ctx.raw_set("error", call.error.as_deref())?;
+        ctx.raw_set("rerun", call.rerun)?;
         Ok(ctx)
     }
 }

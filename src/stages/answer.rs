@@ -5,30 +5,20 @@
 use crate::error::Error;
 use crate::homeserver::{Homeserver, HsError, Verdict, verdict};
 use crate::pipeline::{Record, Stage};
-use std::time::Duration;
 
 /// Turns a failed request into the pipeline's error: `Error::Again` for what
 /// is worth another try, a hinted error where the answer says why.
 pub fn explain(e: HsError, hs: &Homeserver, rec: &Record) -> Error {
-    let again = |wait: Option<Duration>, e: HsError| Error::Again {
+    let again = |e: HsError| Error::Again {
         from: Stage::Nonce,
-        wait,
-        cause: Box::new(e.into()),
+        cause: Box::new(e),
     };
     let hinted = |e: HsError, hint: String| Error::Hinted {
         cause: Box::new(e.into()),
         hint,
     };
     match verdict(&e) {
-        Verdict::RateLimited => {
-            let ms = match &e {
-                HsError::Status { retry_after_ms, .. } => retry_after_ms.unwrap_or(1000),
-                _ => 1000,
-            };
-            again(Some(Duration::from_millis(ms)), e)
-        }
-        Verdict::Transient => again(None, e),
-        Verdict::StaleNonce => again(Some(Duration::ZERO), e),
+        Verdict::RateLimited | Verdict::Transient | Verdict::StaleNonce => again(e),
         Verdict::Disabled => hinted(
             e,
             "shared-secret registration is off on this homeserver: it has no \

@@ -284,8 +284,20 @@ pub fn client_listener_url(cfg: &Mapping) -> Result<Option<String>, Error> {
 fn transport(cli: &crate::cli::Cli, console: &crate::console::Console) -> Result<Transport, Error> {
     let mut t = Transport {
         timeout: cli.timeout,
+        policy: crate::retry::Policy {
+            retries: cli.retries.unwrap_or(if cli.batch.is_some() {
+                crate::retry::BATCH_RETRIES
+            } else {
+                0
+            }),
+            max_wait: cli.max_wait,
+            waits: std::sync::Arc::default(),
+        },
         ..Transport::default()
     };
+    if console.level() == crate::console::Level::Quiet {
+        t.policy.waits.set_output(|_| {});
+    }
     if let Some(path) = &cli.cacert {
         let pem = std::fs::read(path).map_err(|e| {
             Error::Config(format!(

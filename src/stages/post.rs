@@ -4,7 +4,7 @@
 //! room joins) are hooks around this stage.
 
 use crate::error::Error;
-use crate::pipeline::{Ctx, Outcome, Record};
+use crate::pipeline::{Ctx, Outcome, Record, Undone};
 
 pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
     if ctx.reveal_generated && rec.password_generated && rec.outcome == Some(Outcome::Registered) {
@@ -18,16 +18,42 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
     end_session(rec, ctx)
 }
 
-/// Logs out the session opened at registration, if there is one.
+/// Ends the session opened for hooks, if there is one. For an account this
+/// run created, every session of it ends (`/logout/all`): a login or a
+/// registration whose answer was lost may have left another.
 pub fn end_session(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
+    if rec.session_failed {
+        return Ok(());
+    }
     let Some(token) = rec.access_token.take() else {
         return Ok(());
     };
-    rec.device_id = None;
-    let result = ctx.server(rec)?.logout(&token);
-    result.map_err(|e| Error::AfterCreate {
-        user_id: rec.user_id.clone().unwrap_or_default(),
-        step: "logging out the registration session".into(),
-        cause: e.to_string(),
-    })
+    let hs = ctx.server(rec)?;
+    let result = if rec.created_here {
+        hs.logout_all(&token)
+    } else {
+        hs.logout(&token)
+    };
+    match result {
+        Ok(()) => {
+            rec.device_id = None;
+            Ok(())
+        }
+        Err(e) => {
+            // The token stays: the session is live, and a rerun ends it.
+            rec.access_token = Some(token);
+            rec.session_failed = true;
+            Err(Error::AfterCreate {
+                user_id: rec.user_id.clone().unwrap_or_default(),
+                step: "ending the account's session".into(),
+                cause: e.to_string(),
+                undone: Box::new(Undone {
+                    from: None,
+                    live_session: true,
+                    want_session: rec.want_session,
+                }),
+                left: String::new(),
+            })
+        }
+    }
 }

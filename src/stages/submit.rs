@@ -5,7 +5,9 @@
 //! a lost connection go back to the nonce stage when retries are allowed.
 //! When a request may have reached the server unanswered, a later "user in
 //! use" is settled by logging in with the password: if it works, the account
-//! is the one this run created.
+//! is the one this run created. Only a definite refusal of the password
+//! (403 `M_FORBIDDEN`) means it is someone else's; a rate limit, a 5xx or a
+//! lost answer is retried like any request, and never taken for a "no".
 
 use super::answer::explain;
 use crate::error::Error;
@@ -34,6 +36,7 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
             rec.access_token = done.access_token;
             rec.device_id = done.device_id;
             rec.outcome = Some(Outcome::Registered);
+            rec.created_here = true;
             console.status("Success!");
             return Ok(());
         }
@@ -61,6 +64,10 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
     }
 }
 
+/// Whether the account in use is the one an earlier attempt created: a
+/// login with the password says. The session it opens becomes the hooks'
+/// session when they asked for one; the post stage then ends every session
+/// of the account, so one whose login answer was lost goes too.
 fn settle_by_login(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<bool, Error> {
     let hs = ctx.server(rec)?;
     let (Some(user), Some(password)) = (rec.username.as_deref(), rec.password.as_ref()) else {
@@ -68,24 +75,31 @@ fn settle_by_login(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<bool, Error> {
     };
     match hs.login(user, password) {
         Ok(session) => {
-            if let Some(token) = &session.access_token {
-                if let Err(e) = hs.logout(token) {
-                    ctx.console.warn(&format!(
-                        "could not log out the session used to check {user}: {e}"
-                    ));
-                }
-            }
             ctx.console.verbose(&format!(
                 "{}: an earlier attempt had registered it",
                 session.user_id
             ));
             rec.user_id = Some(session.user_id);
             rec.outcome = Some(Outcome::Registered);
+            rec.created_here = true;
+            rec.access_token = session.access_token;
+            rec.device_id = session.device_id;
             Ok(true)
         }
-        Err(HsError::Status { .. }) => Ok(false),
-        Err(e) => Err(e.into()),
+        Err(e) if is_wrong_password(&e) => Ok(false),
+        Err(e) => Err(Error::Server(HsError::GaveUp {
+            why: format!(
+                "cannot tell whether an earlier attempt created {user}: the login that would \
+                 settle it failed"
+            ),
+            cause: Box::new(e),
+        })),
     }
+}
+
+/// The one answer that means "this password is not the account's".
+fn is_wrong_password(e: &HsError) -> bool {
+    matches!(e, HsError::Status { status: 403, errcode, .. } if errcode.as_deref() == Some("M_FORBIDDEN"))
 }
 
 /// The request body the record makes. Signing must have run.

@@ -25,11 +25,12 @@ fn results(text: &str) -> Vec<Value> {
         .collect()
 }
 
-/// The last result per username.
-fn last_by_user(lines: &[Value]) -> HashMap<String, Value> {
+/// Each username's outcome, by the README's rule: the last line for the
+/// username whose status is not `duplicate`.
+pub fn last_by_user(lines: &[Value]) -> HashMap<String, Value> {
     let mut m = HashMap::new();
     for l in lines {
-        if let Some(u) = l["username"].as_str() {
+        if let (Some(u), false) = (l["username"].as_str(), l["status"] == "duplicate") {
             m.insert(u.to_string(), l.clone());
         }
     }
@@ -122,12 +123,20 @@ fn mixed_rows_in_each_format() {
                 "registered",
                 "registered",
                 "rejected",
-                "rejected",
+                "duplicate",
                 "rejected",
             ])
             .collect();
         assert_eq!(statuses, want, "{format}");
-        for l in lines.iter().filter(|l| l["status"] == "rejected") {
+        // The repeated row never becomes the user's outcome.
+        assert_eq!(by_user[&a]["status"], "registered", "{format}");
+        let dup = lines.iter().find(|l| l["status"] == "duplicate").unwrap();
+        assert_eq!(dup["username"], a.as_str(), "{format}");
+        assert_eq!(dup["duplicate_of"], first[0], "{format}");
+        for l in lines
+            .iter()
+            .filter(|l| l["status"] == "rejected" || l["status"] == "duplicate")
+        {
             let e = l["error"].as_str().unwrap();
             assert!(e.starts_with(&format!("line {}: ", l["line"])), "{e}");
         }
@@ -139,7 +148,7 @@ fn mixed_rows_in_each_format() {
         );
         assert!(
             run.stderr
-                .contains("3 registered, 0 exists, 3 rejected, 0 failed"),
+                .contains("3 registered, 0 exists, 2 rejected, 0 failed, 1 duplicate"),
             "{run:#?}"
         );
         // The results file: mode 0600; a pending line before each final one.
@@ -153,7 +162,9 @@ fn mixed_rows_in_each_format() {
                 .map(|l| l["status"].as_str().unwrap())
                 .collect();
             assert_eq!(
-                seq.iter().filter(|s| **s != "rejected").collect::<Vec<_>>(),
+                seq.iter()
+                    .filter(|s| **s != "rejected" && **s != "duplicate")
+                    .collect::<Vec<_>>(),
                 [&"pending", &"registered"],
                 "{u}"
             );
@@ -457,11 +468,9 @@ fn a_failed_step_after_registration_is_reported_and_fails_the_batch() {
         .run();
     run.code(1);
     let r = &results(&run.stdout)[0];
-    assert_eq!(r["status"], "registered");
+    assert_eq!(r["status"], "incomplete");
+    assert_eq!(r["undone"]["from"], "after_submit");
     assert!(r["error"].as_str().unwrap().contains("CRM is down"), "{r}");
-    assert!(
-        run.stderr.contains("1 registered but a later step failed"),
-        "{run:#?}"
-    );
+    assert!(run.stderr.contains("1 incomplete"), "{run:#?}");
     registered(&u, "pw-late", false);
 }

@@ -63,7 +63,11 @@ pub fn synapse_with(name: &'static str, overrides: Value) -> &'static Synapse {
 
 /// The shared secrets of every server started so far.
 pub fn secrets_of_started() -> Vec<String> {
-    let mut out: Vec<String> = SYNAPSE.get().map(|s| s.secret.clone()).into_iter().collect();
+    let mut out: Vec<String> = SYNAPSE
+        .get()
+        .map(|s| s.secret.clone())
+        .into_iter()
+        .collect();
     let others = OTHERS.lock().unwrap_or_else(|p| p.into_inner());
     out.extend(others.iter().map(|(_, s)| s.secret.clone()));
     out

@@ -1,0 +1,396 @@
+//! The one retry policy for every request the tool makes: the nonce and
+//! register calls, the settlement login and logout, and the hooks'
+//! `rnmu.matrix.*` and `rnmu.http.request`.
+//!
+//! - A rate limit (429, `M_LIMIT_EXCEEDED`) waits what the server asks
+//!   (`retry_after_ms`, or the `Retry-After` header), at most `max_wait` at a
+//!   time; it does not use up the retries, since the server did nothing.
+//! - A 5xx, a timeout or a lost connection backs off (0.25 s doubling, at
+//!   most 8 s) and uses up one retry, and is repeated only where repeating
+//!   is safe: the request is idempotent, or it never left this machine.
+//! - Nothing waits past the row's deadline.
+//!
+//! [`Waits`] is told of every wait: it says the first rate limit of each
+//! endpoint once, and any long wait, and shows on the progress line what
+//! the run is waiting for.
+
+use crate::homeserver::{HsError, Verdict, verdict};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A wait longer than this is always said, at normal verbosity.
+pub const LONG_WAIT: Duration = Duration::from_secs(5);
+/// The default for `--max-wait`: above Synapse's login limit (one per 333 s).
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(600);
+/// The default for `--retries` in a batch (a single registration's is 0, as
+/// the original's): enough that a batch through 15 % faults on every request
+/// ends with every row done.
+pub const BATCH_RETRIES: u32 = 10;
+/// The default for `--deadline`.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(3600);
+
+/// Whether a request may be sent again after its answer was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    /// Sending it twice does no more than sending it once (GET, PUT with a
+    /// transaction ID, logout, login followed by logging out every session).
+    Safe,
+    /// Only when it surely never reached the server (the connection was
+    /// refused), or the server refused it with a rate limit.
+    IfUnsent,
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Tries after the first, for failures that use them up.
+    pub retries: u32,
+    /// The longest one rate-limit wait may be (`--max-wait`).
+    pub max_wait: Duration,
+    /// Where waits are reported.
+    pub waits: Arc<Waits>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            retries: 0,
+            max_wait: DEFAULT_MAX_WAIT,
+            waits: Arc::new(Waits::default()),
+        }
+    }
+}
+
+/// Why a failed request is not tried again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GiveUp {
+    /// It is not worth another try (a refusal), or may not be repeated.
+    Final,
+    /// The retries are used up.
+    Spent,
+    /// The server asks for a longer wait than `--max-wait` allows.
+    TooLong(Duration),
+    /// The wait would end past the row's deadline.
+    Deadline,
+}
+
+impl Policy {
+    /// What to do after `attempt` (1, 2, ...) failed tries of one request:
+    /// the wait before the next, or why there is none. `spent` counts the
+    /// retries used up so far (rate limits do not count).
+    pub fn decide(
+        &self,
+        e: &HsError,
+        spent: u32,
+        repeat: Repeat,
+        deadline: Option<Instant>,
+    ) -> Result<(Duration, bool), GiveUp> {
+        let (wait, counts) = match verdict(e) {
+            Verdict::RateLimited => (rate_limit_wait(e), false),
+            Verdict::Transient if repeat == Repeat::Safe || unsent(e) => (backoff(spent + 1), true),
+            Verdict::StaleNonce => (Duration::ZERO, true),
+            _ => return Err(GiveUp::Final),
+        };
+        if counts && spent >= self.retries {
+            return Err(GiveUp::Spent);
+        }
+        if wait > self.max_wait {
+            return Err(GiveUp::TooLong(wait));
+        }
+        if deadline.is_some_and(|d| Instant::now() + wait > d) {
+            return Err(GiveUp::Deadline);
+        }
+        Ok((wait, counts))
+    }
+
+    /// Runs `send` until it succeeds or the policy gives up; `what` names
+    /// the request in messages (`POST /_matrix/client/v3/login`).
+    pub fn run<T>(
+        &self,
+        what: &str,
+        repeat: Repeat,
+        deadline: Option<Instant>,
+        who: &dyn Fn() -> Option<String>,
+        mut send: impl FnMut() -> Result<T, HsError>,
+    ) -> Result<T, HsError> {
+        let mut spent = 0;
+        loop {
+            let e = match send() {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            match self.decide(&e, spent, repeat, deadline) {
+                Ok((wait, counts)) => {
+                    spent += u32::from(counts);
+                    self.waits.wait(what, &e, wait, who);
+                }
+                Err(why) => return Err(self.explain(e, why)),
+            }
+        }
+    }
+
+    /// The error to report when the policy gives up.
+    pub fn explain(&self, e: HsError, why: GiveUp) -> HsError {
+        match why {
+            GiveUp::Final | GiveUp::Spent => e,
+            GiveUp::TooLong(wait) => HsError::GaveUp {
+                cause: Box::new(e),
+                why: format!(
+                    "the server asks to wait {}, longer than --max-wait ({})",
+                    secs(wait),
+                    secs(self.max_wait)
+                ),
+            },
+            GiveUp::Deadline => HsError::GaveUp {
+                cause: Box::new(e),
+                why: "waiting longer would pass the registration's --deadline".into(),
+            },
+        }
+    }
+}
+
+/// What a rate limit asks to wait: `retry_after_ms`, else `Retry-After`,
+/// else one second.
+pub fn rate_limit_wait(e: &HsError) -> Duration {
+    match e {
+        HsError::Status {
+            retry_after_ms: Some(ms),
+            ..
+        } => Duration::from_millis(*ms),
+        _ => Duration::from_secs(1),
+    }
+}
+
+/// Whether the request surely never reached the server.
+fn unsent(e: &HsError) -> bool {
+    matches!(e, HsError::Connect { sent: false, .. })
+}
+
+/// The wait before retry number `n` (1, 2, ...): 0.25 s doubling, at most 8 s.
+pub fn backoff(n: u32) -> Duration {
+    Duration::from_millis(250u64.saturating_mul(1 << n.clamp(1, 6).saturating_sub(1)))
+        .min(Duration::from_secs(8))
+}
+
+/// Seconds for messages: `61.2 s`, `5 min 33 s`.
+pub fn secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 60.0 {
+        format!("{s:.1} s")
+    } else if s < 3600.0 * 48.0 {
+        let s = s.round() as u64;
+        if s < 3600 {
+            format!("{} min {} s", s / 60, s % 60)
+        } else {
+            format!("{} h {} min", s / 3600, s % 3600 / 60)
+        }
+    } else {
+        format!("{:.0} days", s / 86_400.0)
+    }
+}
+
+/// Where notices go.
+type Say = Box<dyn Fn(&str) + Send + Sync>;
+
+/// Says what the run waits for. One per run, shared by every worker.
+#[derive(Default)]
+pub struct Waits {
+    /// Endpoints whose rate limit has been explained already.
+    told: Mutex<HashSet<String>>,
+    /// Until when (ms since `start`) the run waits, and on what.
+    until_ms: AtomicU64,
+    what: Mutex<String>,
+    start: std::sync::OnceLock<Instant>,
+    /// Rows still to do, when a batch knows it (for "at this pace").
+    rows_left: AtomicU64,
+    say: Mutex<Option<Say>>,
+}
+
+impl std::fmt::Debug for Waits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Waits")
+    }
+}
+
+impl Waits {
+    /// Where the notices go (standard error, or above the progress bar).
+    pub fn set_output(&self, say: impl Fn(&str) + Send + Sync + 'static) {
+        *self.say.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(say));
+    }
+
+    pub fn set_rows_left(&self, n: u64) {
+        self.rows_left.store(n, Ordering::Relaxed);
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.start.get_or_init(Instant::now).elapsed().as_millis() as u64
+    }
+
+    fn say(&self, line: &str) {
+        match self.say.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            Some(say) => say(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    /// Sleeps `wait` after `e`, saying so where it should be said. `who`
+    /// names the account the requests are sent as, when it is known; it is
+    /// asked only for the first notice of an endpoint.
+    pub fn wait(&self, what: &str, e: &HsError, wait: Duration, who: &dyn Fn() -> Option<String>) {
+        let rate_limited = verdict(e) == Verdict::RateLimited;
+        let first = rate_limited
+            && self
+                .told
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(what.to_string());
+        if first {
+            let mut line = format!(
+                "warning: the server rate-limits {what} (429 M_LIMIT_EXCEEDED): waiting {}",
+                secs(wait)
+            );
+            let left = self.rows_left.load(Ordering::Relaxed);
+            if left > 1 && wait >= LONG_WAIT {
+                line.push_str(&format!(
+                    "; at that pace the {left} rows left need about {}",
+                    secs(wait * u32::try_from(left).unwrap_or(u32::MAX))
+                ));
+            }
+            if let Some(hint) = exempt_hint(what, who) {
+                line.push_str(&format!(". {hint}"));
+            }
+            self.say(&line);
+        } else if wait >= LONG_WAIT {
+            let cause = if rate_limited {
+                "the server's rate limit on".to_string()
+            } else {
+                format!("{e}; trying again")
+            };
+            self.say(&format!("waiting {} ({cause} {what})", secs(wait)));
+        }
+        let until = self.now_ms() + wait.as_millis() as u64;
+        if until > self.until_ms.load(Ordering::Relaxed) {
+            *self.what.lock().unwrap_or_else(|p| p.into_inner()) = what.to_string();
+            self.until_ms.store(until, Ordering::Relaxed);
+        }
+        std::thread::sleep(wait);
+    }
+
+    /// What the run is waiting for right now, and how much longer.
+    pub fn waiting(&self) -> Option<(String, Duration)> {
+        let until = self.until_ms.load(Ordering::Relaxed);
+        let now = self.now_ms();
+        (until > now + 500).then(|| {
+            (
+                self.what.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+                Duration::from_millis(until - now),
+            )
+        })
+    }
+}
+
+/// How an operator lifts a limit, by the kind of request: logins are
+/// limited per client address; an account's requests can be exempted.
+fn exempt_hint(what: &str, who: &dyn Fn() -> Option<String>) -> Option<String> {
+    if what.ends_with("/login") {
+        return Some(
+            "Logins are limited per client address (rc_login.address in homeserver.yaml); \
+             the run waits them out"
+                .into(),
+        );
+    }
+    let who = who()?;
+    Some(format!(
+        "To exempt {who}, a server admin can call Synapse's admin API: POST \
+         /_synapse/admin/v1/users/{who}/override_ratelimit {{\"messages_per_second\": 0, \
+         \"burst_count\": 0}} (welcome.lua does this itself with welcome.exempt_bot: true)"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16, errcode: Option<&str>, after: Option<u64>) -> HsError {
+        HsError::Status {
+            url: "u".into(),
+            status: code,
+            reason: "",
+            errcode: errcode.map(str::to_string),
+            error: None,
+            json: true,
+            retry_after_ms: after,
+            body: None,
+        }
+    }
+
+    #[test]
+    fn decisions() {
+        let p = Policy {
+            retries: 2,
+            ..Policy::default()
+        };
+        let rl = status(429, Some("M_LIMIT_EXCEEDED"), Some(1500));
+        // A rate limit waits what it asks and uses up nothing.
+        assert_eq!(
+            p.decide(&rl, 2, Repeat::IfUnsent, None),
+            Ok((Duration::from_millis(1500), false))
+        );
+        // A thousand years is refused, and said.
+        let forever = status(429, Some("M_LIMIT_EXCEEDED"), Some(31_536_000_000_000));
+        assert!(matches!(
+            p.decide(&forever, 0, Repeat::Safe, None),
+            Err(GiveUp::TooLong(_))
+        ));
+        // A 5xx is repeated only where that is safe, and only so often.
+        let bad = status(502, None, None);
+        assert_eq!(
+            p.decide(&bad, 0, Repeat::IfUnsent, None),
+            Err(GiveUp::Final)
+        );
+        assert!(p.decide(&bad, 1, Repeat::Safe, None).is_ok());
+        assert_eq!(p.decide(&bad, 2, Repeat::Safe, None), Err(GiveUp::Spent));
+        // A refused connection never reached the server.
+        let refused = HsError::Connect {
+            url: "u".into(),
+            cause: "refused".into(),
+            sent: false,
+        };
+        assert!(p.decide(&refused, 0, Repeat::IfUnsent, None).is_ok());
+        let cut = HsError::Connect {
+            url: "u".into(),
+            cause: "closed".into(),
+            sent: true,
+        };
+        assert_eq!(
+            p.decide(&cut, 0, Repeat::IfUnsent, None),
+            Err(GiveUp::Final)
+        );
+        // Nothing waits past the deadline.
+        let soon = Instant::now() + Duration::from_millis(100);
+        assert_eq!(
+            p.decide(&rl, 0, Repeat::Safe, Some(soon)),
+            Err(GiveUp::Deadline)
+        );
+        // A refusal is final.
+        let no = status(403, Some("M_FORBIDDEN"), None);
+        assert_eq!(p.decide(&no, 0, Repeat::Safe, None), Err(GiveUp::Final));
+    }
+
+    #[test]
+    fn backoff_doubles_to_a_cap() {
+        let w: Vec<u64> = (1..=8).map(|n| backoff(n).as_millis() as u64).collect();
+        assert_eq!(w, [250, 500, 1000, 2000, 4000, 8000, 8000, 8000]);
+    }
+
+    #[test]
+    fn long_times_read_well() {
+        assert_eq!(secs(Duration::from_millis(61_200)), "1 min 1 s");
+        assert_eq!(secs(Duration::from_millis(1500)), "1.5 s");
+        assert_eq!(
+            secs(Duration::from_millis(31_536_000_000_000)),
+            "365000 days"
+        );
+    }
+}
