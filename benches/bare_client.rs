@@ -6,6 +6,10 @@
 //! `cargo bench --bench bare_client -- PREFIX COUNT JOBS` with
 //! RNMU_SYNAPSE_URL and RNMU_SYNAPSE_SECRET set; prints
 //! `bare: COUNT registrations in SECS s`.
+//!
+//! With RNMU_BENCH_BOT_TOKEN set it also does what welcome.lua does for each
+//! user, bare: the bot creates a direct chat inviting the user, and sends one
+//! message into it (benches/welcome.py).
 
 use rnmu::stages::sign::mac;
 use serde_json::{Value, json};
@@ -20,6 +24,7 @@ fn main() {
     let url = std::env::var("RNMU_SYNAPSE_URL").expect("RNMU_SYNAPSE_URL");
     let secret = std::env::var("RNMU_SYNAPSE_SECRET").expect("RNMU_SYNAPSE_SECRET");
     let endpoint = format!("{url}/_synapse/admin/v1/register");
+    let bot = std::env::var("RNMU_BENCH_BOT_TOKEN").ok();
     let next = AtomicUsize::new(0);
     let failures = AtomicUsize::new(0);
     let start = Instant::now();
@@ -48,9 +53,30 @@ fn main() {
                         .post(&endpoint)
                         .json(&body)
                         .send()
-                        .map(|r| r.status().is_success());
-                    if !matches!(ok, Ok(true)) {
+                        .and_then(|r| r.error_for_status())
+                        .and_then(|r| r.json::<Value>());
+                    let Ok(done) = ok else {
                         failures.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    if let Some(token) = &bot {
+                        let room: Value = client
+                            .post(format!("{url}/_matrix/client/v3/createRoom"))
+                            .bearer_auth(token)
+                            .json(&json!({"is_direct": true, "invite": [done["user_id"]],
+                                          "preset": "trusted_private_chat"}))
+                            .send()
+                            .and_then(|r| r.error_for_status())
+                            .and_then(|r| r.json())
+                            .expect("createRoom");
+                        let room = room["room_id"].as_str().expect("room_id").replace('!', "%21").replace(':', "%3A");
+                        client
+                            .put(format!("{url}/_matrix/client/v3/rooms/{room}/send/m.room.message/{prefix}{i}"))
+                            .bearer_auth(token)
+                            .json(&json!({"msgtype": "m.text", "body": "Welcome!"}))
+                            .send()
+                            .and_then(|r| r.error_for_status())
+                            .expect("send");
                     }
                 }
             });

@@ -12,17 +12,34 @@
 --       token_env: WELCOME_BOT_TOKEN      # the variable holding the bot's access token
 --       message: "Welcome to Example, {displayname}! Ask here if you need help."
 --       rooms: ["#general:example.org", "!abcdef:example.org"]
+--       exempt_bot: false                 # true: lift the server's rate limits for the bot
 --
 -- or with environment variables, which win over the config:
 --   RNMU_WELCOME_TOKEN (the token itself), RNMU_WELCOME_MESSAGE,
---   RNMU_WELCOME_ROOMS (comma-separated).
+--   RNMU_WELCOME_ROOMS (comma-separated), RNMU_WELCOME_EXEMPT_BOT=1.
 -- In the message, {user_id}, {username} and {displayname} are filled in.
 -- The bot must be allowed to invite to the listed rooms, or they must be public.
+--
+-- Rate limits. Synapse limits how fast one account creates rooms (10 at
+-- once, then one a minute by default) and sends messages. The tool waits as
+-- long as the server asks, says so once with the pace, and shows the wait on
+-- the progress line. With exempt_bot, and a bot that is a server admin, the
+-- hook lifts the limits for the bot itself when it starts (Synapse's admin
+-- API override_ratelimit), so a large batch runs at the server's speed.
+--
+-- Each user is welcomed once. The direct chat is found again rather than
+-- made twice (after a lost answer, or when a rerun of the batch finishes a
+-- row an earlier run left incomplete), and the message is not sent again
+-- when it is already there.
 
 local function split(s)
   local out = {}
   for item in string.gmatch(s, "[^,%s]+") do out[#out + 1] = item end
   return out
+end
+
+local function truthy(v)
+  return v == true or v == "1" or v == "true" or v == "yes"
 end
 
 local function settings()
@@ -32,11 +49,15 @@ local function settings()
   local rooms = cfg.rooms or {}
   local env_rooms = rnmu.env("RNMU_WELCOME_ROOMS")
   if env_rooms then rooms = split(env_rooms) end
+  local exempt = cfg.exempt_bot
+  local env_exempt = rnmu.env("RNMU_WELCOME_EXEMPT_BOT")
+  if env_exempt then exempt = truthy(env_exempt) end
   return {
     token = token,
     message = rnmu.env("RNMU_WELCOME_MESSAGE") or cfg.message
       or "Welcome, {displayname}! Your account {user_id} is ready.",
     rooms = rooms,
+    exempt = truthy(exempt),
   }
 end
 
@@ -51,14 +72,40 @@ local function fill(template, rec)
   return (string.gsub(template, "{([%w_]+)}", function(k) return values[k] end))
 end
 
+local function encode(v)
+  return (string.gsub(v, "[^%w%-_.~]", function(c) return string.format("%%%02X", string.byte(c)) end))
+end
+
+-- Lifts the server's rate limits for the bot (it must be a server admin).
+local function exempt_bot()
+  local bot = rnmu.matrix.whoami(s.token)
+  local r = rnmu.matrix.request{
+    method = "POST", token = s.token, ["repeat"] = true, -- setting it twice is setting it once
+    path = "/_synapse/admin/v1/users/" .. encode(bot) .. "/override_ratelimit",
+    body = { messages_per_second = 0, burst_count = 0 },
+  }
+  if r.status ~= 200 then
+    error("welcome.exempt_bot: the server refused to lift " .. bot .. "'s rate limits ("
+      .. r.status .. " " .. tostring(r.body and r.body.errcode)
+      .. "); the bot must be a server admin")
+  end
+  rnmu.log.info("welcome.lua: rate limits lifted for " .. bot)
+end
+
+-- Reads the settings once per worker, and exempts the bot if asked to.
+local function start(ctx)
+  if s then return end
+  local got = settings()
+  if not got.token or got.token == "" then
+    error("welcome.lua needs the bot's access token: set RNMU_WELCOME_TOKEN, or welcome.token_env in the config")
+  end
+  s = got
+  if s.exempt and not ctx.dry_run then exempt_bot() end
+end
+
 return {
   -- Fail before anything is created when the bot cannot act.
-  before_input = function(rec, ctx)
-    s = s or settings()
-    if not s.token or s.token == "" then
-      error("welcome.lua needs the bot's access token: set RNMU_WELCOME_TOKEN, or welcome.token_env in the config")
-    end
-  end,
+  before_input = function(rec, ctx) start(ctx) end,
 
   before_submit = function(rec, ctx)
     if #s.rooms > 0 then rec.want_session = true end
@@ -67,8 +114,9 @@ return {
   -- The session (if any) is still open here; the post stage closes it.
   before_post = function(rec, ctx)
     if rec.outcome ~= "registered" then return end
-    local room = rnmu.matrix.dm(s.token, rec.user_id)
-    rnmu.matrix.send_text(s.token, room, fill(s.message, rec))
+    start(ctx) -- a rerun that finishes an earlier run's row starts here
+    local room, existed = rnmu.matrix.dm(s.token, rec.user_id)
+    rnmu.matrix.send_text(s.token, room, fill(s.message, rec), { once = existed or ctx.rerun })
     rnmu.log.info("welcomed " .. rec.user_id .. " in " .. room)
     for _, r in ipairs(s.rooms) do
       local ok, err = pcall(rnmu.matrix.invite, s.token, r, rec.user_id)

@@ -437,7 +437,7 @@ impl Homeserver {
             .get(reqwest::header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let text = resp.text().map_err(|e| self.transport_error(url, &e))?;
+        let text = read_body(resp, url, self.timeout)?;
         let parsed = serde_json::from_str(&text).ok();
         if (300..400).contains(&status) {
             // Never followed: the request (a password, a MAC, a token) would go
@@ -484,22 +484,64 @@ impl Homeserver {
     }
 
     fn transport_error(&self, url: &str, e: &reqwest::Error) -> HsError {
-        if e.is_timeout() {
+        transport_error(url, e, self.timeout)
+    }
+}
+
+/// The most of an answer's body the tool reads; a longer one is an error.
+pub const MAX_BODY: u64 = 16 << 20;
+
+/// Reads an answer's body, at most [`MAX_BODY`] bytes of it.
+pub fn read_body(
+    resp: reqwest::blocking::Response,
+    url: &str,
+    timeout: Duration,
+) -> Result<String, HsError> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut limited = resp.take(MAX_BODY + 1);
+    limited.read_to_end(&mut buf).map_err(|e| {
+        let cause = root_cause(&e);
+        if cause.contains("timed out") {
             HsError::Timeout {
                 url: url.to_string(),
-                secs: self.timeout.as_secs().max(1),
+                secs: timeout.as_secs().max(1),
             }
         } else {
-            let mut cause = root_cause(e);
-            if cause.contains("certificate") {
-                cause.push_str(" (trust the server's CA with --cacert FILE)");
-            }
             HsError::Connect {
                 url: url.to_string(),
                 cause,
-                // A refused or failed connection carried nothing.
-                sent: !e.is_connect(),
+                sent: true,
             }
+        }
+    })?;
+    if buf.len() as u64 > MAX_BODY {
+        return Err(HsError::Body {
+            url: url.to_string(),
+            cause: format!("the answer is larger than {} MiB", MAX_BODY >> 20),
+        });
+    }
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// A failed request as an [`HsError`]: a timeout, or a connection that
+/// failed (and whether the request may have left this machine).
+pub fn transport_error(url: &str, e: &reqwest::Error, timeout: Duration) -> HsError {
+    if e.is_timeout() {
+        HsError::Timeout {
+            url: url.to_string(),
+            secs: timeout.as_secs().max(1),
+        }
+    } else {
+        let mut cause = root_cause(e);
+        if cause.contains("certificate") {
+            cause.push_str(" (trust the server's CA with --cacert FILE)");
+        }
+        HsError::Connect {
+            url: url.to_string(),
+            cause,
+            // A refused or failed connection carried nothing.
+            sent: !e.is_connect(),
         }
     }
 }
@@ -523,7 +565,7 @@ impl Homeserver {
 
 /// The innermost cause of an error: "Connection refused (os error 111)" rather
 /// than "error sending request".
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = e;
     while let Some(next) = cur.source() {
         cur = next;

@@ -15,7 +15,7 @@
 //! the run is waiting for.
 
 use crate::homeserver::{HsError, Verdict, verdict};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -196,8 +196,12 @@ type Say = Box<dyn Fn(&str) + Send + Sync>;
 /// Says what the run waits for. One per run, shared by every worker.
 #[derive(Default)]
 pub struct Waits {
-    /// Endpoints whose rate limit has been explained already.
-    told: Mutex<HashSet<String>>,
+    /// Endpoints whose rate limit has been explained already: the wait
+    /// that was said first, and whether it was said again.
+    told: Mutex<HashMap<String, (Duration, bool)>>,
+    /// Whether each long wait gets a line of its own (a batch shows them on
+    /// its progress line instead).
+    quiet_waits: std::sync::atomic::AtomicBool,
     /// Until when (ms since `start`) the run waits, and on what.
     until_ms: AtomicU64,
     what: Mutex<String>,
@@ -219,6 +223,11 @@ impl Waits {
         *self.say.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(say));
     }
 
+    /// Long waits are shown elsewhere (the progress line): no line each.
+    pub fn set_waits_shown_elsewhere(&self) {
+        self.quiet_waits.store(true, Ordering::Relaxed);
+    }
+
     pub fn set_rows_left(&self, n: u64) {
         self.rows_left.store(n, Ordering::Relaxed);
     }
@@ -238,20 +247,33 @@ impl Waits {
     /// names the account the requests are sent as, when it is known; it is
     /// asked only for the first notice of an endpoint.
     pub fn wait(&self, what: &str, e: &HsError, wait: Duration, who: &dyn Fn() -> Option<String>) {
+        let what = &endpoint(what);
         let rate_limited = verdict(e) == Verdict::RateLimited;
-        let first = rate_limited
-            && self
-                .told
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(what.to_string());
-        if first {
+        // Said at the first rate limit of an endpoint, and once more if its
+        // waits grow well past that (one request can meet several of the
+        // server's limits: Synapse counts a new room against rc_message's
+        // seconds, then rc_room_creation's minute).
+        let tell = rate_limited && {
+            let mut told = self.told.lock().unwrap_or_else(|p| p.into_inner());
+            match told.get_mut(what) {
+                None => {
+                    told.insert(what.to_string(), (wait, false));
+                    true
+                }
+                Some((said, again)) if !*again && wait >= LONG_WAIT && wait >= *said * 4 => {
+                    *again = true;
+                    true
+                }
+                Some(_) => false,
+            }
+        };
+        if tell {
             let mut line = format!(
                 "warning: the server rate-limits {what} (429 M_LIMIT_EXCEEDED): waiting {}",
                 secs(wait)
             );
             let left = self.rows_left.load(Ordering::Relaxed);
-            if left > 1 && wait >= LONG_WAIT {
+            if left > 1 {
                 line.push_str(&format!(
                     "; at that pace the {left} rows left need about {}",
                     secs(wait * u32::try_from(left).unwrap_or(u32::MAX))
@@ -261,7 +283,7 @@ impl Waits {
                 line.push_str(&format!(". {hint}"));
             }
             self.say(&line);
-        } else if wait >= LONG_WAIT {
+        } else if wait >= LONG_WAIT && !self.quiet_waits.load(Ordering::Relaxed) {
             let cause = if rate_limited {
                 "the server's rate limit on".to_string()
             } else {
@@ -288,6 +310,31 @@ impl Waits {
             )
         })
     }
+}
+
+/// A request named by its endpoint: `PUT /_matrix/client/v3/rooms/{roomId}
+/// /send/m.room.message/{txnId}`, whatever the room and transaction.
+pub fn endpoint(what: &str) -> String {
+    let (method, path) = what.split_once(' ').unwrap_or(("", what));
+    let path = path.split('?').next().unwrap_or(path);
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.split('/').collect();
+    for (i, seg) in segments.iter().enumerate() {
+        let prev = |n: usize| i.checked_sub(n).and_then(|j| segments.get(j)).copied();
+        let id = ["!", "@", "#", "$", "%21", "%40", "%23", "%24"]
+            .iter()
+            .any(|sigil| seg.starts_with(sigil));
+        out.push(if prev(2) == Some("send") || prev(2) == Some("state") {
+            "{key}"
+        } else if id {
+            "{id}"
+        } else {
+            seg
+        });
+    }
+    format!("{method} {}", out.join("/"))
+        .trim_start()
+        .to_string()
 }
 
 /// How an operator lifts a limit, by the kind of request: logins are
@@ -376,6 +423,22 @@ mod tests {
         // A refusal is final.
         let no = status(403, Some("M_FORBIDDEN"), None);
         assert_eq!(p.decide(&no, 0, Repeat::Safe, None), Err(GiveUp::Final));
+    }
+
+    #[test]
+    fn endpoints_hide_ids() {
+        assert_eq!(
+            endpoint("PUT /_matrix/client/v3/rooms/%21abc%3Ax/send/m.room.message/rnmu-1-2-3"),
+            "PUT /_matrix/client/v3/rooms/{id}/send/m.room.message/{key}"
+        );
+        assert_eq!(
+            endpoint("POST /_matrix/client/v3/join/%23general%3Ax?server_name=x"),
+            "POST /_matrix/client/v3/join/{id}"
+        );
+        assert_eq!(
+            endpoint("POST /_matrix/client/v3/createRoom"),
+            "POST /_matrix/client/v3/createRoom"
+        );
     }
 
     #[test]

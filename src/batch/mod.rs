@@ -6,6 +6,7 @@
 //! - `pool`: the workers, each with its own Lua state and HTTP client.
 //! - `journal`: the results file, and resuming from it.
 //! - `progress`: the bar or the plain lines, and the summary.
+//! - `seen`: the usernames seen so far, compactly, for refusing repeats.
 //!
 //! The config stage runs once for the whole batch; each row then runs from
 //! the input stage on. Flags on the command line are defaults for every row.
@@ -14,6 +15,7 @@ pub mod journal;
 mod pool;
 pub mod progress;
 pub mod reader;
+mod seen;
 
 use crate::app;
 use crate::cli::Cli;
@@ -66,6 +68,7 @@ pub fn run(cli: &Cli, path: &Path, console: &Console) -> Result<u8, Error> {
         total,
         resolved.transport.policy.waits.clone(),
     ));
+    resolved.transport.policy.waits.set_waits_shown_elsewhere();
     if console.level() > Level::Quiet {
         let out = progress.clone();
         resolved
@@ -84,7 +87,7 @@ pub fn run(cli: &Cli, path: &Path, console: &Console) -> Result<u8, Error> {
         journal: journal.as_ref(),
         progress: &progress,
         json: cli.json,
-        rows: std::sync::Mutex::new(pool::RowSource::new(rows)),
+        rows: std::sync::Mutex::new(pool::RowSource::new(rows, total)),
         stop: std::sync::atomic::AtomicBool::new(false),
     };
     pool::run(&shared, jobs)?;
@@ -94,10 +97,10 @@ pub fn run(cli: &Cli, path: &Path, console: &Console) -> Result<u8, Error> {
         let secs = elapsed.as_secs_f64().max(1e-9);
         let done = s.rows() - s.skipped;
         let mut line = format!(
-            "batch: {} rows in {:.1} s ({:.0}/s): {} registered, {} exists, {} rejected, {} failed",
+            "batch: {} rows in {:.1} s ({}/s): {} registered, {} exists, {} rejected, {} failed",
             s.rows(),
             secs,
-            done as f64 / secs,
+            progress::rate(done as f64 / secs),
             s.registered,
             s.exists,
             s.rejected,

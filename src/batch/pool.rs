@@ -5,6 +5,7 @@
 use super::journal::{self, Journal};
 use super::progress::Progress;
 use super::reader::{Fields, Row, Rows};
+use super::seen::Seen;
 use crate::app;
 use crate::cli::Cli;
 use crate::console::{Console, Level};
@@ -14,7 +15,6 @@ use crate::pipeline::{Ctx, HookCall, HookPoint, Hooks, Outcome, Record, Resolved
 use crate::prompt::NoPrompts;
 use crate::report::{Report, Status};
 use crate::secret::Secret;
-use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,14 +37,15 @@ pub struct Shared<'a> {
 /// The rows, with the usernames seen so far (to refuse duplicates).
 pub struct RowSource {
     rows: Rows,
-    seen: HashMap<String, usize>,
+    seen: Seen,
 }
 
 impl RowSource {
-    pub fn new(rows: Rows) -> Self {
+    /// The rows, and how many there are when that is known ahead.
+    pub fn new(rows: Rows, expected: Option<u64>) -> Self {
         RowSource {
             rows,
-            seen: HashMap::new(),
+            seen: expected.map_or_else(Seen::default, Seen::with_expected),
         }
     }
 
@@ -57,13 +58,7 @@ impl RowSource {
         match &key {
             None if row.fields.is_ok() => row.fields = Err("has no username".into()),
             None => {}
-            Some(k) => {
-                if let Some(first) = self.seen.get(k) {
-                    duplicate_of = Some(*first);
-                } else {
-                    self.seen.insert(k.clone(), row.line);
-                }
-            }
+            Some(k) => duplicate_of = self.seen.first_or_insert(k, row.line),
         }
         Some((row, key, duplicate_of))
     }

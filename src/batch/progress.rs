@@ -65,6 +65,15 @@ impl Summary {
     }
 }
 
+/// A rate for people: whole numbers, one decimal below 10.
+pub fn rate(r: f64) -> String {
+    if r < 10.0 {
+        format!("{r:.1}")
+    } else {
+        format!("{r:.0}")
+    }
+}
+
 impl Progress {
     pub fn new(quiet: bool, total: Option<u64>, waits: Arc<Waits>) -> Progress {
         let tty = std::io::stderr().is_terminal();
@@ -153,7 +162,8 @@ impl Progress {
         let s = self.summary();
         let rate = (s.rows() - s.skipped) as f64 / self.start.elapsed().as_secs_f64().max(1e-9);
         let mut t = format!(
-            "{rate:.0}/s  ok {}  exists {}  failed {}",
+            "{}/s  ok {}  exists {}  failed {}",
+            self::rate(rate),
             s.registered,
             s.exists,
             s.failed + s.rejected + s.duplicate

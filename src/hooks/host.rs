@@ -17,7 +17,7 @@
 
 use super::HookOptions;
 use crate::console::Level;
-use crate::homeserver::{Homeserver, Transport};
+use crate::homeserver::{Homeserver, HsError, Transport, read_body, transport_error};
 use crate::pipeline::Record;
 use crate::retry::Repeat;
 use crate::secret::{PASSWORD_ALPHABET, SYMBOLS, Secret, generate_password};
@@ -60,6 +60,10 @@ impl Host {
             whoami: RefCell::default(),
             deadline: std::cell::Cell::default(),
         }
+    }
+
+    fn policy(&self) -> crate::retry::Policy {
+        self.transport.borrow().policy.clone()
     }
 
     pub fn set_deadline(&self, deadline: Option<std::time::Instant>) {
@@ -253,6 +257,13 @@ pub fn install(lua: &Lua, host: &Rc<Host>, opts: &HookOptions) -> mlua::Result<(
     Ok(())
 }
 
+/// What an http(s) server answered a hook.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    text: String,
+}
+
 fn http_request(lua: &Lua, host: &Host, req: Table) -> mlua::Result<Table> {
     let url: String = req.get("url")?;
     if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -261,60 +272,120 @@ fn http_request(lua: &Lua, host: &Host, req: Table) -> mlua::Result<Table> {
         )));
     }
     let method: Option<String> = req.get("method")?;
-    let method = reqwest::Method::from_bytes(
-        method
-            .as_deref()
-            .unwrap_or("GET")
-            .to_ascii_uppercase()
-            .as_bytes(),
-    )
-    .map_err(|_| mlua::Error::runtime("rnmu.http.request: bad method"))?;
-    let mut rb = host.http_client()?.request(method, &url);
-    if let Some(headers) = req.get::<Option<Table>>("headers")? {
-        for pair in headers.pairs::<String, String>() {
-            let (k, v) = pair?;
-            rb = rb.header(k, v);
+    let method_name = method.as_deref().unwrap_or("GET").to_ascii_uppercase();
+    let method = reqwest::Method::from_bytes(method_name.as_bytes())
+        .map_err(|_| mlua::Error::runtime("rnmu.http.request: bad method"))?;
+    let mut headers = Vec::new();
+    if let Some(t) = req.get::<Option<Table>>("headers")? {
+        for pair in t.pairs::<String, String>() {
+            headers.push(pair?);
         }
     }
-    if let Some(secs) = req.get::<Option<f64>>("timeout")? {
-        rb = rb.timeout(Duration::from_secs_f64(secs.clamp(0.001, 300.0)));
-    }
+    let timeout = match req.get::<Option<f64>>("timeout")? {
+        Some(secs) => Duration::from_secs_f64(secs.clamp(0.001, 300.0)),
+        None => host.transport.borrow().timeout,
+    };
     let json_body: Value = req.get("json")?;
-    if !json_body.is_nil() {
+    let (body, is_json) = if !json_body.is_nil() {
         let j: serde_json::Value = lua.from_value(json_body)?;
-        rb = rb.json(&j);
-    } else if let Some(body) = req.get::<Option<mlua::String>>("body")? {
-        rb = rb.body(body.as_bytes().to_vec());
-    }
-    let resp = rb.send().map_err(|e| {
-        mlua::Error::runtime(format!(
-            "rnmu.http.request {url}: {}",
-            host.masked(&cause(&e))
-        ))
-    })?;
+        (
+            Some(serde_json::to_vec(&j).map_err(mlua::Error::runtime)?),
+            true,
+        )
+    } else if let Some(b) = req.get::<Option<mlua::String>>("body")? {
+        (Some(b.as_bytes().to_vec()), false)
+    } else {
+        (None, false)
+    };
+    let repeat = match req.get::<Option<bool>>("repeat")? {
+        Some(true) => Repeat::Safe,
+        Some(false) => Repeat::IfUnsent,
+        None => repeat_for(&method_name),
+    };
+    let client = host.http_client()?;
+    let attempt = || -> Result<Answer, HsError> {
+        let mut rb = client.request(method.clone(), &url).timeout(timeout);
+        for (k, v) in &headers {
+            rb = rb.header(k, v);
+        }
+        if is_json {
+            rb = rb.header(reqwest::header::CONTENT_TYPE, "application/json");
+        }
+        if let Some(b) = &body {
+            rb = rb.body(b.clone());
+        }
+        let resp = rb.send().map_err(|e| transport_error(&url, &e, timeout))?;
+        let status = resp.status().as_u16();
+        let headers: Vec<(String, String)> = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let retry_after = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+            .and_then(|(_, v)| v.trim().parse::<u64>().ok())
+            .map(|s| s.saturating_mul(1000));
+        let text = read_body(resp, &url, timeout)?;
+        if status == 429 || status >= 500 {
+            // Handed to the retry policy; given back to the hook if it gives up.
+            let json: Option<serde_json::Value> = serde_json::from_str(&text).ok();
+            return Err(HsError::Status {
+                url: url.clone(),
+                status,
+                reason: "",
+                errcode: None,
+                error: None,
+                json: json.is_some(),
+                retry_after_ms: json
+                    .as_ref()
+                    .and_then(|j| j.get("retry_after_ms"))
+                    .and_then(serde_json::Value::as_u64)
+                    .or(retry_after),
+                body: Some(Box::new(serde_json::Value::String(text))),
+            });
+        }
+        Ok(Answer {
+            status,
+            headers,
+            text,
+        })
+    };
+    let what = format!("{method_name} {url}");
+    let deadline = host.deadline.get();
+    let answer = match host
+        .policy()
+        .run(&what, repeat, deadline, &|| None, attempt)
+    {
+        Ok(a) => a,
+        Err(HsError::Status {
+            status, body: b, ..
+        }) => Answer {
+            status,
+            headers: Vec::new(),
+            text: b
+                .and_then(|b| b.as_str().map(str::to_string))
+                .unwrap_or_default(),
+        },
+        Err(e) => {
+            return Err(mlua::Error::runtime(format!(
+                "rnmu.http.request: {}",
+                host.masked(&e.to_string())
+            )));
+        }
+    };
     let out = lua.create_table()?;
-    out.set("status", resp.status().as_u16())?;
+    out.set("status", answer.status)?;
     let headers = lua.create_table()?;
-    for (k, v) in resp.headers() {
-        headers.set(k.as_str(), v.to_str().unwrap_or(""))?;
+    for (k, v) in answer.headers {
+        headers.set(k, v)?;
     }
     out.set("headers", headers)?;
-    let text = resp
-        .text()
-        .map_err(|e| mlua::Error::runtime(format!("rnmu.http.request {url}: {}", cause(&e))))?;
-    if let Ok(j) = serde_json::from_str::<serde_json::Value>(&text) {
+    if let Ok(j) = serde_json::from_str::<serde_json::Value>(&answer.text) {
         out.set("json", super::to_lua_value(lua, &j)?)?;
     }
-    out.set("body", text)?;
+    out.set("body", answer.text)?;
     Ok(out)
-}
-
-fn cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }
 
 /// A string field of a JSON answer.

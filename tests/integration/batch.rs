@@ -474,3 +474,207 @@ fn a_failed_step_after_registration_is_reported_and_fails_the_batch() {
     assert!(run.stderr.contains("1 incomplete"), "{run:#?}");
     registered(&u, "pw-late", false);
 }
+
+/// A step after registration that fails leaves the row `incomplete`; the
+/// same command run again finishes those steps once (with `ctx.rerun`, and a
+/// session as the new user where the hooks asked for one), registers nobody
+/// again, and a third run has nothing left to do.
+#[test]
+fn steps_after_registration_are_finished_by_a_rerun_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = write(
+        dir.path(),
+        "crm.lua",
+        r#"return {
+  before_submit = function(rec) rec.want_session = true end,
+  after_submit = function(rec, ctx) rnmu.log.warn("after_submit " .. rec.username) end,
+  before_post = function(rec, ctx)
+    rnmu.log.warn("before_post " .. rec.username .. " rerun=" .. tostring(ctx.rerun)
+      .. " session=" .. tostring(rnmu.matrix.whoami(rec.access_token) == rec.user_id))
+    if rnmu.env("CRM_DOWN") == "1" then error("CRM is down") end
+  end,
+  after_post = function(rec, ctx) rnmu.log.warn("after_post " .. rec.username) end,
+}"#,
+    );
+    let users: Vec<String> = (0..3).map(|_| fresh("crm")).collect();
+    let file = write(
+        dir.path(),
+        "u.csv",
+        &format!("username\n{}\n", users.join("\n")),
+    );
+    let out = dir.path().join("out.jsonl");
+    let run_batch = |down: bool| {
+        let t = batch(&file).args([
+            "-o",
+            out.to_str().unwrap(),
+            "--no-admin",
+            "--hook",
+            hook.to_str().unwrap(),
+        ]);
+        if down {
+            t.env("CRM_DOWN", "1")
+        } else {
+            t.env_remove("CRM_DOWN")
+        }
+        .run()
+    };
+    let count = |run: &Run, what: &str| run.stderr.matches(what).count();
+
+    let first = run_batch(true);
+    assert_eq!(first.code, 1, "{first:#?}");
+    assert!(first.stderr.contains("3 incomplete"), "{first:#?}");
+    assert_eq!(count(&first, "rerun=false session=true"), 3, "{first:#?}");
+    assert_eq!(count(&first, "after_post "), 0, "{first:#?}");
+    let lines = results(&std::fs::read_to_string(&out).unwrap());
+    let by_user = last_by_user(&lines);
+    for u in &users {
+        assert_eq!(by_user[u]["status"], "incomplete", "{u}");
+        assert_eq!(by_user[u]["undone"]["from"], "before_post", "{u}");
+        assert!(synapse().devices(u).is_empty(), "{u}: session left");
+    }
+
+    let second = run_batch(false);
+    assert_eq!(second.code, 0, "{second:#?}");
+    assert_eq!(count(&second, "after_submit "), 0, "{second:#?}");
+    assert_eq!(count(&second, "rerun=true session=true"), 3, "{second:#?}");
+    assert_eq!(count(&second, "after_post "), 3, "{second:#?}");
+    assert!(second.stderr.contains("3 registered"), "{second:#?}");
+    let lines = results(&std::fs::read_to_string(&out).unwrap());
+    let by_user = last_by_user(&lines);
+    for u in &users {
+        assert_eq!(by_user[u]["status"], "registered", "{u}");
+        let pending = lines
+            .iter()
+            .filter(|l| l["username"] == u.as_str() && l["status"] == "pending")
+            .count();
+        assert_eq!(pending, 1, "{u}: registered once");
+        let pw = lines
+            .iter()
+            .find_map(|l| {
+                (l["username"] == u.as_str())
+                    .then(|| l["password"].as_str())
+                    .flatten()
+            })
+            .unwrap();
+        assert!(
+            synapse().devices(u).is_empty(),
+            "{u}: the rerun's session was ended"
+        );
+        assert!(synapse().login(u, pw).is_some());
+    }
+
+    let third = run_batch(false);
+    assert_eq!(third.code, 0, "{third:#?}");
+    assert_eq!(count(&third, "before_post "), 0, "{third:#?}");
+    assert!(
+        third.stderr.contains("3 done by an earlier run"),
+        "{third:#?}"
+    );
+}
+
+/// A row with a bad field is reported under its username; a later row
+/// that repeats a registered username never becomes that user's outcome.
+#[test]
+fn results_follow_the_documented_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let [good, odd] = [fresh("rule"), fresh("rule")];
+    let file = write(
+        dir.path(),
+        "u.csv",
+        &format!(
+            "username,password,admin\n{good},pw-rule-1,no\n{odd},pw-rule-2,maybe\n{good},pw-rule-3,no\n"
+        ),
+    );
+    let run = batch(&file).arg("--json").run();
+    run.code(1);
+    let lines = results(&run.stdout);
+    let bad = lines.iter().find(|l| l["line"] == 3).unwrap();
+    assert_eq!(bad["username"], odd.as_str(), "{bad}");
+    assert_eq!(bad["status"], "rejected", "{bad}");
+    let by_user = last_by_user(&lines);
+    assert_eq!(by_user[&good]["status"], "registered", "{lines:?}");
+    registered(&good, "pw-rule-1", false);
+    assert!(synapse().user(&odd).is_none());
+}
+
+/// Peak memory of a child run, measured by a fresh Python interpreter whose
+/// only child it is (kB).
+fn peak_kib(args: &[&str], stdin_file: Option<&Path>) -> (i32, String, u64) {
+    let measure = "import resource, subprocess, sys\n\
+        stdin = open(sys.argv[1], 'rb') if sys.argv[1] else None\n\
+        r = subprocess.run(sys.argv[2:], stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n\
+        sys.stderr.buffer.write(r.stderr)\n\
+        print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)";
+    let bin = assert_cmd::cargo::cargo_bin!("register_new_matrix_user");
+    let out = std::process::Command::new("python3")
+        .args(["-c", measure])
+        .arg(
+            stdin_file
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        )
+        .arg(bin)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut it = text.split_whitespace();
+    let code: i32 = it.next().unwrap().parse().unwrap();
+    let kib: u64 = it.next().unwrap().parse().unwrap();
+    (code, String::from_utf8_lossy(&out.stderr).to_string(), kib)
+}
+
+/// A dry run over a million rows, the last repeating an early username:
+/// the repeat is reported with both line numbers, and the rows' bookkeeping
+/// stays within the README's bound (24 bytes a row over the tool's own
+/// start-up), from a counted file and from a pipe alike.
+#[test]
+fn a_million_row_dry_run_stays_small_and_still_finds_repeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let write_rows = |name: &str, n: usize| {
+        let p = dir.path().join(name);
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&p).unwrap());
+        for i in 0..n {
+            writeln!(
+                f,
+                "{{\"username\":\"mem{i}\",\"displayname\":\"Member {i}\"}}"
+            )
+            .unwrap();
+        }
+        writeln!(f, "{{\"username\":\"mem17\"}}").unwrap();
+        f.flush().unwrap();
+        p
+    };
+    use std::io::Write;
+    let small = write_rows("small.jsonl", 1000);
+    let big = write_rows("big.jsonl", 1_000_000);
+    let dry = ["--dry-run", "-q", "-k", "x", "http://127.0.0.1:9"];
+    let with = |file: &str, extra: &[&'static str]| -> Vec<String> {
+        let mut a = vec!["--batch".to_string(), file.to_string()];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a.extend(dry.iter().map(|s| s.to_string()));
+        a
+    };
+    let run = |args: Vec<String>, stdin: Option<&Path>| {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        peak_kib(&a, stdin)
+    };
+    let (code, err, base) = run(with(small.to_str().unwrap(), &[]), None);
+    assert_eq!(code, 1, "{err}");
+    for (args, stdin) in [
+        (with(big.to_str().unwrap(), &[]), None),
+        (with("-", &["--batch-format", "jsonl"]), Some(big.as_path())),
+    ] {
+        let (code, err, peak) = run(args, stdin);
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            err.contains("line 1000001: repeats the username \"mem17\" of line 18"),
+            "{err}"
+        );
+        let grown = peak.saturating_sub(base);
+        assert!(
+            grown <= 24 * 1_000_000 / 1024,
+            "a million rows took {grown} KiB over start-up ({base} KiB)"
+        );
+    }
+}

@@ -642,3 +642,33 @@ fn hooks_run_in_command_line_order_then_the_configs() {
     // (relative paths from the config file's directory).
     assert_eq!(s.user(&user).unwrap()["displayname"], "BACD");
 }
+
+/// A single registration whose hook fails after the account exists: exit 3,
+/// and the message says what was left undone.
+#[test]
+fn exit_3_says_what_was_left_undone() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = dir.path().join("late.lua");
+    std::fs::write(
+        &hook,
+        "return { before_post = function() error('CRM is down') end, after_post = function() end }",
+    )
+    .unwrap();
+    let user = fresh("undone");
+    let run = register(&user)
+        .args([
+            "-p",
+            "pw-undone",
+            "--no-admin",
+            "--hook",
+            hook.to_str().unwrap(),
+        ])
+        .run();
+    run.code(3);
+    let want = format!(
+        "left undone: the before_post hook of {h}; the after_post hook of {h})",
+        h = hook.display()
+    );
+    assert!(run.stderr.contains(&want), "{run:#?}");
+    assert!(synapse().user(&user).is_some());
+}

@@ -9,6 +9,7 @@ mod extensions;
 mod faults;
 mod hooks;
 mod hygiene;
+mod limits;
 mod prompts;
 mod rig;
 mod transports;

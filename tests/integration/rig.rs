@@ -214,6 +214,73 @@ impl Synapse {
         (status, r.json().unwrap_or(Value::Null))
     }
 
+    /// A GET on the admin API as the rig's admin.
+    pub fn admin(&self, path: &str) -> Value {
+        let (status, body) = self.admin_get(path);
+        assert_eq!(status, 200, "{path}: {body}");
+        body
+    }
+
+    /// Every room the holder of `bot_token` is in, with the users invited to
+    /// or joined to it besides the bot, and the bodies of its messages:
+    /// read through the admin API, so nobody joins anything to look.
+    pub fn rooms_of(&self, bot_token: &str) -> Vec<(Vec<String>, Vec<String>)> {
+        let (_, me) = self.client("GET", "/_matrix/client/v3/account/whoami", bot_token, None);
+        let me = me["user_id"].as_str().unwrap().to_string();
+        let (_, joined) = self.client("GET", "/_matrix/client/v3/joined_rooms", bot_token, None);
+        let enc = |s: &str| {
+            s.replace('!', "%21")
+                .replace(':', "%3A")
+                .replace('@', "%40")
+        };
+        let mut out = Vec::new();
+        for room in joined["joined_rooms"].as_array().unwrap() {
+            let room = room.as_str().unwrap();
+            let state = self.admin(&format!("/_synapse/admin/v1/rooms/{}/state", enc(room)));
+            let members: Vec<String> = state["state"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["type"] == "m.room.member" && e["state_key"] != me.as_str())
+                .filter(|e| matches!(e["content"]["membership"].as_str(), Some("invite" | "join")))
+                .map(|e| e["state_key"].as_str().unwrap().to_string())
+                .collect();
+            let msgs = self.admin(&format!(
+                "/_synapse/admin/v1/rooms/{}/messages?dir=b&limit=100",
+                enc(room)
+            ));
+            let bodies: Vec<String> = msgs["chunk"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["type"] == "m.room.message")
+                .filter_map(|e| e["content"]["body"].as_str().map(str::to_string))
+                .collect();
+            out.push((members, bodies));
+        }
+        out
+    }
+
+    /// Checks that each of `users` has exactly one direct chat with the bot,
+    /// holding exactly one message.
+    #[track_caller]
+    pub fn assert_welcomed_once(&self, bot_token: &str, users: &[String]) {
+        let rooms = self.rooms_of(bot_token);
+        for u in users {
+            let id = self.user_id(u);
+            let theirs: Vec<_> = rooms
+                .iter()
+                .filter(|(members, _)| members.len() == 1 && members[0] == id)
+                .collect();
+            assert_eq!(
+                theirs.len(),
+                1,
+                "{u}: direct chats with the bot: {theirs:?}"
+            );
+            assert_eq!(theirs[0].1.len(), 1, "{u}: messages: {:?}", theirs[0].1);
+        }
+    }
+
     /// Registers a user directly (as the test's own setup, not the tool).
     pub fn register_directly(&self, localpart: &str, password: &str, admin: bool) -> String {
         let code = crate::Test::new()
