@@ -16,17 +16,23 @@
 //! - `rnmu.version`.
 
 use super::HookOptions;
+use super::convert::{json_to_lua, lua_to_json};
 use crate::console::Level;
 use crate::homeserver::{Homeserver, HsError, Transport, read_body, transport_error};
 use crate::pipeline::Record;
 use crate::retry::Repeat;
 use crate::secret::{PASSWORD_ALPHABET, SYMBOLS, Secret, generate_password};
-use mlua::{Lua, LuaSerdeExt, Table, Value};
+use mlua::{Lua, Table, Value};
 use std::cell::RefCell;
 use std::io::Write;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// The most JSON text a hook's decoding takes (`rnmu.json.decode`, and the
+/// `json` of an answer): the decoded value is built outside the Lua state's
+/// memory cap.
+pub const MAX_JSON: usize = 4 << 20;
 
 pub struct Host {
     level: Level,
@@ -35,6 +41,11 @@ pub struct Host {
     redactions: RefCell<Vec<Secret>>,
     /// Secrets of the record being handled (its password and token).
     record_secrets: RefCell<Vec<Secret>>,
+    /// The record table of the hook call running now: what a hook has just
+    /// set in it is masked too.
+    live: RefCell<Option<Table>>,
+    /// The passwords `rnmu.password` handed out lately.
+    generated: RefCell<std::collections::VecDeque<Secret>>,
     server_url: RefCell<Option<String>>,
     server: RefCell<Option<Homeserver>>,
     http: RefCell<Option<reqwest::blocking::Client>>,
@@ -54,6 +65,8 @@ impl Host {
             }),
             redactions: RefCell::default(),
             record_secrets: RefCell::default(),
+            live: RefCell::default(),
+            generated: RefCell::default(),
             server_url: RefCell::default(),
             server: RefCell::default(),
             http: RefCell::default(),
@@ -120,17 +133,46 @@ impl Host {
         }
     }
 
+    /// The record table of the hook call about to run (None after it).
+    pub fn set_live(&self, t: Option<Table>) {
+        *self.live.borrow_mut() = t;
+    }
+
+    fn remember_generated(&self, pw: &Secret) {
+        let mut g = self.generated.borrow_mut();
+        if g.len() >= 64 {
+            g.pop_front();
+        }
+        g.push_back(pw.clone());
+    }
+
+    /// `msg` with every secret the tool knows replaced by `[redacted]`: the
+    /// shared secret, the record's password and token as they were and as
+    /// the running hook has just set them, and generated passwords.
     pub fn masked(&self, msg: &str) -> String {
-        let mut out = msg.to_string();
-        for s in self
-            .redactions
-            .borrow()
-            .iter()
-            .chain(self.record_secrets.borrow().iter())
-        {
-            if !s.is_empty() {
-                out = out.replace(s.expose(), "[redacted]");
+        let mut live: Vec<Secret> = Vec::new();
+        if let Some(t) = self.live.borrow().as_ref() {
+            for key in ["password", "access_token"] {
+                if let Ok(mlua::Value::String(v)) = t.raw_get::<mlua::Value>(key) {
+                    live.push(Secret::new(v.to_string_lossy()));
+                }
             }
+        }
+        let mut out = msg.to_string();
+        let redactions = self.redactions.borrow();
+        let record = self.record_secrets.borrow();
+        let generated = self.generated.borrow();
+        let mut all: Vec<&Secret> = redactions
+            .iter()
+            .chain(record.iter())
+            .chain(live.iter())
+            .chain(generated.iter())
+            .filter(|s| !s.is_empty())
+            .collect();
+        // Longest first, so a secret that contains another is masked whole.
+        all.sort_by_key(|s| std::cmp::Reverse(s.expose().len()));
+        for s in all {
+            out = out.replace(s.expose(), "[redacted]");
         }
         out
     }
@@ -192,9 +234,10 @@ pub fn install(lua: &Lua, host: &Rc<Host>, opts: &HookOptions) -> mlua::Result<(
     }
     rnmu.set("log", log)?;
 
+    let h = host.clone();
     rnmu.set(
         "password",
-        lua.create_function(|_, opts: Option<Table>| {
+        lua.create_function(move |_, opts: Option<Table>| {
             let length: Option<usize> = opts
                 .as_ref()
                 .map(|t| t.get("length"))
@@ -217,7 +260,10 @@ pub fn install(lua: &Lua, host: &Rc<Host>, opts: &HookOptions) -> mlua::Result<(
                 }
                 a
             });
-            generate_password(length.unwrap_or(24), &alphabet).map_err(mlua::Error::runtime)
+            let pw =
+                generate_password(length.unwrap_or(24), &alphabet).map_err(mlua::Error::runtime)?;
+            h.remember_generated(&Secret::new(pw.clone()));
+            Ok(pw)
         })?,
     )?;
 
@@ -229,17 +275,25 @@ pub fn install(lua: &Lua, host: &Rc<Host>, opts: &HookOptions) -> mlua::Result<(
     let json = lua.create_table()?;
     json.set(
         "encode",
-        lua.create_function(|lua, v: Value| {
-            let j: serde_json::Value = lua.from_value(v)?;
+        lua.create_function(|_, v: Value| {
+            let j = lua_to_json(&v)
+                .map_err(|e| mlua::Error::runtime(format!("rnmu.json.encode: {e}")))?;
             serde_json::to_string(&j).map_err(mlua::Error::runtime)
         })?,
     )?;
     json.set(
         "decode",
         lua.create_function(|lua, s: String| {
+            if s.len() > MAX_JSON {
+                return Err(mlua::Error::runtime(format!(
+                    "rnmu.json.decode: the text is {} bytes; it takes at most {} MiB",
+                    s.len(),
+                    MAX_JSON >> 20
+                )));
+            }
             let j: serde_json::Value = serde_json::from_str(&s)
                 .map_err(|e| mlua::Error::runtime(format!("rnmu.json.decode: {e}")))?;
-            super::to_lua_value(lua, &j)
+            json_to_lua(lua, &j)
         })?,
     )?;
     rnmu.set("json", json)?;
@@ -254,6 +308,22 @@ pub fn install(lua: &Lua, host: &Rc<Host>, opts: &HookOptions) -> mlua::Result<(
 
     rnmu.set("matrix", matrix_module(lua, host)?)?;
     lua.globals().set("rnmu", rnmu)?;
+
+    // `print` goes where `rnmu.log` goes, masked: never to standard output,
+    // which may carry --json results.
+    let h = host.clone();
+    let tostring: mlua::Function = lua.globals().get("tostring")?;
+    lua.globals().set(
+        "print",
+        lua.create_function(move |_, args: mlua::Variadic<Value>| {
+            let mut parts = Vec::with_capacity(args.len());
+            for v in args {
+                parts.push(tostring.call::<String>(v)?);
+            }
+            h.log(Level::Normal, "print", &parts.join("\t"));
+            Ok(())
+        })?,
+    )?;
     Ok(())
 }
 
@@ -287,7 +357,8 @@ fn http_request(lua: &Lua, host: &Host, req: Table) -> mlua::Result<Table> {
     };
     let json_body: Value = req.get("json")?;
     let (body, is_json) = if !json_body.is_nil() {
-        let j: serde_json::Value = lua.from_value(json_body)?;
+        let j = lua_to_json(&json_body)
+            .map_err(|e| mlua::Error::runtime(format!("rnmu.http.request: json: {e}")))?;
         (
             Some(serde_json::to_vec(&j).map_err(mlua::Error::runtime)?),
             true,
@@ -381,8 +452,10 @@ fn http_request(lua: &Lua, host: &Host, req: Table) -> mlua::Result<Table> {
         headers.set(k, v)?;
     }
     out.set("headers", headers)?;
-    if let Ok(j) = serde_json::from_str::<serde_json::Value>(&answer.text) {
-        out.set("json", super::to_lua_value(lua, &j)?)?;
+    if answer.text.len() <= MAX_JSON {
+        if let Ok(j) = serde_json::from_str::<serde_json::Value>(&answer.text) {
+            out.set("json", json_to_lua(lua, &j)?)?;
+        }
     }
     out.set("body", answer.text)?;
     Ok(out)
@@ -563,11 +636,14 @@ fn matrix_module(lua: &Lua, host: &Rc<Host>) -> mlua::Result<Table> {
             let path: String = req.get("path")?;
             let token: Option<String> = req.get("token")?;
             let body: Value = req.get("body")?;
-            let body: Option<serde_json::Value> = if body.is_nil() {
-                None
-            } else {
-                Some(lua.from_value(body)?)
-            };
+            let body: Option<serde_json::Value> =
+                if body.is_nil() {
+                    None
+                } else {
+                    Some(lua_to_json(&body).map_err(|e| {
+                        mlua::Error::runtime(format!("rnmu.matrix.request: body: {e}"))
+                    })?)
+                };
             let repeat = match req.get::<Option<bool>>("repeat")? {
                 Some(true) => Repeat::Safe,
                 Some(false) => Repeat::IfUnsent,
@@ -580,7 +656,7 @@ fn matrix_module(lua: &Lua, host: &Rc<Host>) -> mlua::Result<Table> {
                 .map_err(|e| mlua::Error::runtime(h.masked(&e.to_string())))?;
             let out = lua.create_table()?;
             out.set("status", status)?;
-            out.set("body", super::to_lua_value(lua, &json)?)?;
+            out.set("body", json_to_lua(lua, &json)?)?;
             Ok(out)
         })?,
     )?;

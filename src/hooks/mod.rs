@@ -11,7 +11,9 @@
 //!   (a deadline per call, a memory cap).
 //! - `host`: the `rnmu` module the hooks call into.
 //! - `record`: the record as a Lua table, and back.
+//! - `convert`: Lua values to JSON and back, with a depth limit.
 
+mod convert;
 mod host;
 mod record;
 mod sandbox;
@@ -119,7 +121,23 @@ impl LuaHooks {
         let table: Value = self
             .limits
             .guard(&self.lua, self.timeout, || chunk.eval())
-            .map_err(|e| fail(sandbox::describe(&e, &self.limits, self.timeout)))?;
+            .map_err(|e| {
+                let msg = sandbox::describe(&e, &self.limits, self.timeout);
+                // `syntax error: FILE:LINE: ...` reads `hook FILE:LINE (load): syntax error: ...`.
+                let msg = match msg.strip_prefix("syntax error: ") {
+                    Some(rest) => match located(&name, "load", rest.to_string(), None) {
+                        Error::Hook { hook, message } => {
+                            return Error::Hook {
+                                hook,
+                                message: format!("syntax error: {message}"),
+                            };
+                        }
+                        other => return other,
+                    },
+                    None => msg,
+                };
+                located(&name, "load", msg, None)
+            })?;
         let Value::Table(table) = table else {
             return Err(fail(format!(
                 "must return a table of functions keyed by hook point, not {}",
@@ -183,14 +201,10 @@ impl LuaHooks {
 
 /// JSON as Lua values; `null` becomes `nil`, and a missing config an empty table.
 pub(crate) fn to_lua_value(lua: &Lua, v: &serde_json::Value) -> mlua::Result<Value> {
-    use mlua::{LuaSerdeExt, SerializeOptions};
     if v.is_null() {
         return Ok(Value::Table(lua.create_table()?));
     }
-    let opts = SerializeOptions::new()
-        .serialize_none_to_null(false)
-        .serialize_unit_to_null(false);
-    lua.to_value_with(v, opts)
+    convert::json_to_lua(lua, v)
 }
 
 impl Hooks for LuaHooks {
@@ -212,27 +226,37 @@ impl Hooks for LuaHooks {
         for (idx, func) in funcs {
             let file = &self.files[*idx];
             // A hook may put a secret in its error message: mask it like its logs.
+            let defined = func.info().line_defined;
+            let point = call.point.to_string();
             let fail =
-                |message: String| located(&file.name, call.point, self.host.masked(&message));
+                |message: String| located(&file.name, &point, self.host.masked(&message), defined);
             let table = record::to_lua(&self.lua, rec).map_err(|e| fail(e.to_string()))?;
             let ctx = self.context(call, file).map_err(|e| fail(e.to_string()))?;
             self.host
                 .set_server(call.server_url.or(rec.server_url.as_deref()));
-            let returned: Value = self
+            self.host.set_live(Some(table.clone()));
+            let returned: mlua::Result<Value> = self
                 .limits
-                .guard(&self.lua, self.timeout, || func.call((table.clone(), ctx)))
-                .map_err(|e| fail(sandbox::describe(&e, &self.limits, self.timeout)))?;
-            let table = match returned {
-                Value::Nil => table,
-                Value::Table(t) => t,
+                .guard(&self.lua, self.timeout, || func.call((table.clone(), ctx)));
+            let returned =
+                returned.map_err(|e| fail(sandbox::describe(&e, &self.limits, self.timeout)));
+            self.host.set_live(None);
+            let returned = returned?;
+            match returned {
+                Value::Nil => {}
+                Value::Table(t) if t == table => {}
+                // A table of the hook's own: its fields are merged in.
+                Value::Table(t) => {
+                    record::merge_returned(&table, &t).map_err(|e| fail(e.to_string()))?;
+                }
                 other => {
                     return Err(fail(format!(
                         "returned {}; return nothing, or the record table",
                         a_type(&other)
                     )));
                 }
-            };
-            record::from_lua(&self.lua, &table, rec, after_validation(call.point)).map_err(fail)?;
+            }
+            record::from_lua(&table, rec, after_validation(call.point)).map_err(fail)?;
             self.host.set_record_secrets(rec);
         }
         Ok(())
@@ -259,18 +283,25 @@ fn after_validation(point: HookPoint) -> bool {
 
 /// A hook error, with the file and line where Lua gives them
 /// (`hook policy.lua:12 (after_input): that name is reserved`).
-fn located(file: &str, point: HookPoint, message: String) -> Error {
+/// The line is where the message says the error was raised; otherwise
+/// `fallback` (the first line of the hook's function, for errors found after
+/// it returned).
+fn located(file: &str, point: &str, message: String, fallback: Option<usize>) -> Error {
     let at = message
         .strip_prefix(file)
         .and_then(|rest| rest.strip_prefix(':'))
         .and_then(|rest| rest.split_once(": "))
         .filter(|(line, _)| !line.is_empty() && line.bytes().all(|b| b.is_ascii_digit()));
-    match at {
-        Some((line, msg)) => Error::Hook {
+    match (at, fallback) {
+        (Some((line, msg)), _) => Error::Hook {
             hook: format!("{file}:{line} ({point})"),
             message: msg.to_string(),
         },
-        None => Error::Hook {
+        (None, Some(line)) => Error::Hook {
+            hook: format!("{file}:{line} ({point})"),
+            message,
+        },
+        (None, None) => Error::Hook {
             hook: format!("{file} ({point})"),
             message,
         },

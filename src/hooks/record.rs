@@ -4,11 +4,40 @@
 //! Hooks may change `username`, `password`, `displayname`, `admin`,
 //! `user_type`, `server_url`, `extra`, `want_session` and
 //! `password_generated`. The fields the stages fill in (`nonce`, `mac`,
-//! `user_id`, `access_token`, `device_id`, `outcome`) are shown but read-only.
+//! `user_id`, `access_token`, `device_id`, `outcome`) are shown but
+//! read-only: changing one is an error naming it.
 
 use crate::pipeline::{Outcome, Record};
 use crate::secret::Secret;
-use mlua::{Lua, LuaSerdeExt, Table, Value};
+use mlua::{Lua, Table, Value};
+
+/// The read-only fields, as the table shows them.
+const READ_ONLY: [&str; 6] = [
+    "nonce",
+    "mac",
+    "user_id",
+    "access_token",
+    "device_id",
+    "outcome",
+];
+
+fn outcome_name(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Registered => "registered",
+        Outcome::Exists => "exists",
+        Outcome::DryRun => "dry_run",
+    }
+}
+
+/// Copies the fields a hook returned in a table of its own into the record
+/// table it was given: returned fields are merged, the rest stays.
+pub fn merge_returned(given: &Table, returned: &Table) -> mlua::Result<()> {
+    for pair in returned.clone().pairs::<Value, Value>() {
+        let (k, v) = pair?;
+        given.raw_set(k, v)?;
+    }
+    Ok(())
+}
 
 pub fn to_lua(lua: &Lua, rec: &Record) -> mlua::Result<Table> {
     let t = lua.create_table_with_capacity(0, 16)?;
@@ -33,15 +62,27 @@ pub fn to_lua(lua: &Lua, rec: &Record) -> mlua::Result<Table> {
         rec.access_token.as_ref().map(Secret::expose),
     )?;
     t.raw_set("device_id", rec.device_id.as_deref())?;
-    t.raw_set(
-        "outcome",
-        rec.outcome.map(|o| match o {
-            Outcome::Registered => "registered",
-            Outcome::Exists => "exists",
-            Outcome::DryRun => "dry_run",
-        }),
-    )?;
+    t.raw_set("outcome", rec.outcome.map(outcome_name))?;
     Ok(t)
+}
+
+/// The read-only field the hook changed, if it changed one.
+fn changed_read_only(t: &Table, rec: &Record) -> Result<Option<&'static str>, String> {
+    for key in READ_ONLY {
+        let now = string(t, key)?;
+        let was = match key {
+            "nonce" => rec.nonce.clone(),
+            "mac" => rec.mac.clone(),
+            "user_id" => rec.user_id.clone(),
+            "access_token" => rec.access_token.as_ref().map(|s| s.expose().to_string()),
+            "device_id" => rec.device_id.clone(),
+            _ => rec.outcome.map(|o| outcome_name(o).to_string()),
+        };
+        if now != was {
+            return Ok(Some(key));
+        }
+    }
+    Ok(None)
 }
 
 /// Reads the writable fields back; a field of the wrong type is an error.
@@ -49,7 +90,12 @@ pub fn to_lua(lua: &Lua, rec: &Record) -> mlua::Result<Table> {
 /// With `validated`, the hook runs after the validate stage, and the fields
 /// that stage judged must come back unchanged: no hook can slip a value past
 /// validation.
-pub fn from_lua(lua: &Lua, t: &Table, rec: &mut Record, validated: bool) -> Result<(), String> {
+pub fn from_lua(t: &Table, rec: &mut Record, validated: bool) -> Result<(), String> {
+    if let Some(field) = changed_read_only(t, rec)? {
+        return Err(format!(
+            "changed record.{field}, which the stages fill in and hooks may only read"
+        ));
+    }
     let username = string(t, "username")?;
     let password = string(t, "password")?.map(Secret::new);
     let displayname = string(t, "displayname")?;
@@ -85,7 +131,7 @@ pub fn from_lua(lua: &Lua, t: &Table, rec: &mut Record, validated: bool) -> Resu
     rec.password_generated = flag(t, "password_generated")?;
     rec.extra = match get(t, "extra")? {
         Value::Nil => serde_json::Map::new(),
-        v @ Value::Table(_) => match lua.from_value::<serde_json::Value>(v) {
+        v @ Value::Table(_) => match super::convert::lua_to_json(&v) {
             Ok(serde_json::Value::Object(m)) => m,
             // An empty Lua table reads as an empty list.
             Ok(serde_json::Value::Array(a)) if a.is_empty() => serde_json::Map::new(),

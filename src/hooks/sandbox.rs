@@ -8,7 +8,13 @@
 //!
 //! Limits: a deadline per hook call, checked every thousand VM instructions
 //! (coroutines inherit the check), and a cap on the state's memory while
-//! hook code runs.
+//! hook code runs. Once a call is past its deadline it ends: `pcall`,
+//! `xpcall` and `coroutine.resume` re-raise the timeout instead of returning,
+//! so no hook can catch it, and a message handler of `xpcall` is skipped
+//! once the deadline has passed (Lua would run it with its hooks off).
+//! Finalisers (`__gc`) are refused: Lua runs them with its hooks off, so no
+//! deadline could end one. Any other Lua that runs outside a hook call gets
+//! no time at all: it is stopped at its first check.
 
 use super::HookOptions;
 use mlua::{HookTriggers, Lua, LuaOptions, StdLib, VmState};
@@ -20,6 +26,8 @@ pub struct Limits {
     deadline: Cell<Option<Instant>>,
     timed_out: Cell<bool>,
     memory: usize,
+    /// Where the hook's code was when the deadline passed (`file:line`).
+    at: std::cell::RefCell<Option<String>>,
 }
 
 impl Limits {
@@ -35,6 +43,7 @@ impl Limits {
         f: impl FnOnce() -> mlua::Result<R>,
     ) -> mlua::Result<R> {
         self.timed_out.set(false);
+        *self.at.borrow_mut() = None;
         self.deadline.set(Some(Instant::now() + timeout));
         let r = lua.set_memory_limit(self.memory).and_then(|_| f());
         self.deadline.set(None);
@@ -42,24 +51,77 @@ impl Limits {
         r
     }
 
-    fn check(&self) -> mlua::Result<VmState> {
+    fn check(&self, debug: &mlua::Debug) -> mlua::Result<VmState> {
         match self.deadline.get() {
-            Some(d) if Instant::now() > d => {
-                self.timed_out.set(true);
-                Err(mlua::Error::RuntimeError("hook deadline exceeded".into()))
+            Some(d) if Instant::now() <= d => Ok(VmState::Continue),
+            Some(_) => {
+                if !self.timed_out.replace(true) {
+                    *self.at.borrow_mut() = where_(debug);
+                }
+                Err(mlua::Error::RuntimeError(TIMEOUT.into()))
             }
-            _ => Ok(VmState::Continue),
+            // Outside a hook call only finalisers run Lua: they get no time.
+            None => Err(mlua::Error::RuntimeError(TIMEOUT.into())),
         }
+    }
+
+    /// Whether the call running now is past its deadline (for the wrappers
+    /// of the functions that catch errors).
+    fn expired(&self) -> bool {
+        self.timed_out.get() || self.deadline.get().is_none_or(|d| Instant::now() > d)
     }
 }
 
-const SAFE_PRELUDE: &str = r#"
-local raw_load = load
-load = function(chunk, name, _mode, env) return raw_load(chunk, name, "t", env) end
+const TIMEOUT: &str = "hook deadline exceeded";
+
+/// `file:line` of the Lua code a hook stopped in, if it is a file's.
+fn where_(debug: &mlua::Debug) -> Option<String> {
+    let src = debug.source();
+    let file = src.source.as_deref()?.strip_prefix('@')?.to_string();
+    Some(format!("{file}:{}", debug.current_line()?))
+}
+
+const SAFE_PRELUDE: &str = r##"
+local raw_load, select = load, select
+-- Source text only; without an env argument, the chunk sees the hooks' globals.
+load = function(chunk, name, _mode, ...)
+  if select("#", ...) > 0 then return raw_load(chunk, name, "t", ...) end
+  return raw_load(chunk, name, "t")
+end
 dofile, loadfile = nil, nil
 string.dump = nil
 local clock = { time = os.time, clock = os.clock, date = os.date, difftime = os.difftime }
 os = clock
+"##;
+
+/// Run in every state: the functions that catch errors cannot catch the
+/// deadline, and `print` goes where `rnmu.log` goes.
+const LIMITS_PRELUDE: &str = r#"
+local expired, raw_pcall, raw_xpcall, resume = ...
+local pack, unpack, error, type, rawget = table.pack, table.unpack, error, type, rawget
+local raw_setmetatable = setmetatable
+local function checked(r)
+  if expired() then error("hook deadline exceeded", 0) end
+  return unpack(r, 1, r.n)
+end
+pcall = function(...) return checked(pack(raw_pcall(...))) end
+-- A message handler runs where the error was raised; for the deadline's
+-- error that is inside the VM's hook, where nothing can stop it: skipped.
+xpcall = function(f, handler, ...)
+  local function h(m)
+    if expired() then return m end
+    return handler(m)
+  end
+  return checked(pack(raw_xpcall(f, h, ...)))
+end
+coroutine.resume = function(...) return checked(pack(resume(...))) end
+-- Lua runs finalisers with its hooks off, so no deadline could end one.
+setmetatable = function(t, mt)
+  if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+    error("setmetatable: finalisers (__gc) are not available to hooks", 2)
+  end
+  return raw_setmetatable(t, mt)
+end
 "#;
 
 pub fn new_state(opts: &HookOptions) -> mlua::Result<(Lua, Rc<Limits>)> {
@@ -82,11 +144,22 @@ pub fn new_state(opts: &HookOptions) -> mlua::Result<(Lua, Rc<Limits>)> {
         deadline: Cell::new(None),
         timed_out: Cell::new(false),
         memory: opts.memory,
+        at: std::cell::RefCell::new(None),
     });
+    let l = limits.clone();
+    let expired = lua.create_function(move |_, ()| Ok(l.expired()))?;
+    let g = lua.globals();
+    let coroutine: mlua::Table = g.get("coroutine")?;
+    lua.load(LIMITS_PRELUDE).set_name("=sandbox").call::<()>((
+        expired,
+        g.get::<mlua::Function>("pcall")?,
+        g.get::<mlua::Function>("xpcall")?,
+        coroutine.get::<mlua::Function>("resume")?,
+    ))?;
     let l = limits.clone();
     lua.set_global_hook(
         HookTriggers::new().every_nth_instruction(1000),
-        move |_, _| l.check(),
+        move |_, debug| l.check(debug),
     )?;
     Ok((lua, limits))
 }
@@ -94,8 +167,14 @@ pub fn new_state(opts: &HookOptions) -> mlua::Result<(Lua, Rc<Limits>)> {
 /// One line saying why a hook call failed.
 pub fn describe(e: &mlua::Error, limits: &Limits, timeout: Duration) -> String {
     if limits.timed_out.get() {
+        let at = limits
+            .at
+            .borrow()
+            .as_ref()
+            .map(|a| format!("{a}: "))
+            .unwrap_or_default();
         return format!(
-            "did not finish within {} (an endless loop?); the limit is --hook-timeout",
+            "{at}did not finish within {} (an endless loop?); the limit is --hook-timeout",
             human(timeout)
         );
     }
@@ -104,7 +183,15 @@ pub fn describe(e: &mlua::Error, limits: &Limits, timeout: Duration) -> String {
             "ran out of memory: the limit is {} MiB (--hook-memory)",
             limits.memory >> 20
         ),
-        mlua::Error::CallbackError { cause, .. } => describe(cause, limits, timeout),
+        // A host call failed: the hook's line is the first Lua frame of the
+        // traceback.
+        mlua::Error::CallbackError { cause, traceback } => {
+            let msg = describe(cause, limits, timeout);
+            match lua_frame(traceback) {
+                Some(at) if !msg.starts_with(&at) => format!("{at}: {msg}"),
+                _ => msg,
+            }
+        }
         mlua::Error::WithContext { cause, .. } => describe(cause, limits, timeout),
         mlua::Error::SyntaxError { message, .. } => {
             format!("syntax error: {}", first_line(message))
@@ -112,6 +199,20 @@ pub fn describe(e: &mlua::Error, limits: &Limits, timeout: Duration) -> String {
         mlua::Error::RuntimeError(m) => first_line(m),
         other => first_line(&other.to_string()),
     }
+}
+
+/// `file:line` of the first frame of a traceback that is Lua code of a file.
+fn lua_frame(traceback: &str) -> Option<String> {
+    traceback.lines().skip(1).find_map(|l| {
+        let l = l.trim();
+        if l.starts_with('[') {
+            return None;
+        }
+        let (file, rest) = l.split_once(':')?;
+        let (line, _) = rest.split_once(':')?;
+        (!line.is_empty() && line.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| format!("{file}:{line}"))
+    })
 }
 
 fn first_line(s: &str) -> String {

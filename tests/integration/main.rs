@@ -8,6 +8,7 @@ mod errors;
 mod extensions;
 mod faults;
 mod hooks;
+mod hostile;
 mod hygiene;
 mod limits;
 mod prompts;
@@ -25,6 +26,8 @@ pub struct Test {
     stdin: Option<Vec<u8>>,
     env: Vec<(String, String)>,
     env_remove: Vec<String>,
+    /// Killed after this long, as a hang (a watchdog, not a measurement).
+    hang_after: Option<std::time::Duration>,
 }
 
 /// What a run produced.
@@ -80,7 +83,15 @@ impl Test {
             stdin: None,
             env: Vec::new(),
             env_remove: Vec::new(),
+            hang_after: None,
         }
+    }
+
+    /// Kills the run if it has not ended after `secs` seconds; the run then
+    /// reads as exit status -1 with `HUNG` on stderr.
+    pub fn hang_after(mut self, secs: u64) -> Self {
+        self.hang_after = Some(std::time::Duration::from_secs(secs));
+        self
     }
 
     pub fn arg(mut self, a: impl Into<String>) -> Self {
@@ -136,12 +147,29 @@ impl Test {
             let mut stdin = child.stdin.take().unwrap();
             let _ = stdin.write_all(input);
         }
+        let hung = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (done, watch) = std::sync::mpsc::channel::<()>();
+        if let Some(limit) = self.hang_after {
+            let (pid, hung) = (child.id(), hung.clone());
+            std::thread::spawn(move || {
+                // Ends early, without a signal, when the run ends.
+                if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = watch.recv_timeout(limit) {
+                    hung.store(true, std::sync::atomic::Ordering::SeqCst);
+                    // SAFETY: signalling a child of this process that has not been waited for.
+                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                }
+            });
+        }
         let out = child.wait_with_output().unwrap();
-        let run = Run {
+        drop(done);
+        let mut run = Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         };
+        if hung.load(std::sync::atomic::Ordering::SeqCst) && run.code == -1 {
+            run.stderr.push_str("HUNG");
+        }
         if self.is_ours() {
             run.never_shows(&self.secrets());
         }
