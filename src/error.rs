@@ -98,6 +98,16 @@ impl Error {
                 }
                 console.error(hint);
             }
+            // A redirect: never followed; the original's line, then why.
+            Error::Server(HsError::Status {
+                status: 300..=399,
+                error: Some(note),
+                url,
+                ..
+            }) => {
+                self.status_lines(console);
+                console.error(&format!("{url} {note}"));
+            }
             Error::Server(HsError::Status {
                 status,
                 reason,

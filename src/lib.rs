@@ -11,6 +11,7 @@ pub mod batch;
 pub mod cli;
 pub mod console;
 pub mod error;
+pub mod files;
 pub mod homeserver;
 pub mod hooks;
 pub mod pipeline;

@@ -475,7 +475,8 @@ impl<'h> Runner<'h> {
             match stage.run(rec, ctx) {
                 Ok(()) => {}
                 Err(Error::Again { from, cause }) => {
-                    let Some(wait) = self.again(&cause, &mut spent, ctx)? else {
+                    let method = if stage == Stage::Nonce { "GET" } else { "POST" };
+                    let Some(wait) = self.again(method, &cause, &mut spent, ctx)? else {
                         return Err(Error::Server(*cause));
                     };
                     ctx.console.verbose(&format!(
@@ -500,6 +501,7 @@ impl<'h> Runner<'h> {
     /// budget; none at all with `--retries 0`.
     fn again(
         &self,
+        method: &str,
         e: &HsError,
         spent: &mut u32,
         ctx: &Ctx<'_>,
@@ -516,7 +518,7 @@ impl<'h> Runner<'h> {
         match policy.decide(e, *spent, crate::retry::Repeat::Safe, ctx.deadline) {
             Ok((wait, counts)) => {
                 *spent += u32::from(counts);
-                let what = format!("POST {}", crate::homeserver::REGISTER_PATH);
+                let what = format!("{method} {}", crate::homeserver::REGISTER_PATH);
                 policy.waits.wait(&what, e, wait, &|| None);
                 Ok(Some(wait))
             }

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -52,14 +52,41 @@ impl Journal {
                 crate::stages::config::io_cause(&e)
             ))
         };
+        // Never through a link: the file is opened as itself or not at all.
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(path)
-            .map_err(|e| fail("open", e))?;
-        // An existing file may have been created with wider permissions.
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) => Error::Output(format!(
+                    "the results file {} is a symbolic link; give the file itself",
+                    path.display()
+                )),
+                _ => fail("open", e),
+            })?;
+        // A file someone else owns or may write could hold rows of their
+        // choosing, and would show them every generated password.
+        let meta = file.metadata().map_err(|e| fail("read", e))?;
+        let refuse = |why: &str| {
+            Error::Output(format!(
+                "the results file {} {why}; it holds generated passwords, so it is not used",
+                path.display()
+            ))
+        };
+        if !meta.is_file() {
+            return Err(refuse("is not a regular file"));
+        }
+        // SAFETY: geteuid has no preconditions.
+        if meta.uid() != unsafe { libc::geteuid() } {
+            return Err(refuse("belongs to another user"));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(refuse("can be written by other users"));
+        }
+        // Our own file, perhaps readable by others: made private.
         file.set_permissions(std::fs::Permissions::from_mode(0o600))
             .map_err(|e| fail("restrict", e))?;
         // Two runs resuming the same batch at once would register rows twice
@@ -191,5 +218,37 @@ mod tests {
         assert!(err.to_string().contains("in use by another run"), "{err}");
         drop(j);
         assert!(Journal::open(&p).is_ok());
+    }
+
+    #[test]
+    fn results_files_that_are_not_ours_alone_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target.jsonl");
+        std::fs::write(&target, "").unwrap();
+        let link = dir.path().join("link.jsonl");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let err = Journal::open(&link).err().unwrap().to_string();
+        assert!(err.contains("is a symbolic link"), "{err}");
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let err = Journal::open(&target).err().unwrap().to_string();
+        assert!(err.contains("can be written by other users"), "{err}");
+        assert!(Journal::open(dir.path()).is_err());
+        let other = dir.path().join("other.jsonl");
+        std::fs::write(&other, "").unwrap();
+        std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // SAFETY: a path this test owns; as root, give it to nobody.
+        let c = std::ffi::CString::new(other.to_str().unwrap()).unwrap();
+        if unsafe { libc::geteuid() } == 0 {
+            assert_eq!(unsafe { libc::chown(c.as_ptr(), 65534, 65534) }, 0);
+            let err = Journal::open(&other).err().unwrap().to_string();
+            assert!(err.contains("belongs to another user"), "{err}");
+        }
+        // Readable by others but ours: made private, and used.
+        let mine = dir.path().join("mine.jsonl");
+        std::fs::write(&mine, "").unwrap();
+        std::fs::set_permissions(&mine, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(Journal::open(&mine).is_ok());
+        let mode = std::fs::metadata(&mine).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 }

@@ -356,6 +356,16 @@ fn finish(shared: &Shared<'_>, report: &Report, skipped: bool) -> Result<(), Err
     if shared.json {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{}", report.to_json_line());
+    } else if let (None, Some(pw)) = (shared.journal, &report.password) {
+        // Neither a results file nor --json: standard output is the one
+        // place a generated password can go, once.
+        let who = report
+            .user_id
+            .as_deref()
+            .or(report.username.as_deref())
+            .unwrap_or("?");
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "Generated password for {who}: {}", pw.expose());
     }
     if let (
         Some(e),

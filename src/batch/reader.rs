@@ -81,7 +81,7 @@ pub fn open(path: &Path, format: Format) -> Result<Rows, Error> {
             ))
         })?)
     };
-    let input = BufReader::with_capacity(64 * 1024, input);
+    let input = crate::files::LineBound::new(BufReader::with_capacity(64 * 1024, input));
     Ok(match format {
         Format::Csv => Box::new(csv_rows(input)?),
         Format::Jsonl => Box::new(jsonl_rows(input)),
@@ -150,28 +150,34 @@ fn csv_cause(e: &csv::Error) -> String {
 }
 
 fn jsonl_rows(input: impl BufRead + Send + 'static) -> impl Iterator<Item = Row> + Send {
-    input.lines().enumerate().filter_map(|(i, line)| {
-        let line_no = i + 1;
-        match line {
-            Err(e) => Some(Row {
-                line: line_no,
-                username: None,
-                fields: Err(format!("cannot be read: {e}")),
-            }),
-            Ok(l) if l.trim().is_empty() => None,
-            Ok(l) => Some(Row::of(
-                line_no,
-                match serde_json::from_str::<Value>(&l) {
-                    Ok(Value::Object(map)) => fields(map.into_iter()),
-                    Ok(other) => (
-                        None,
-                        Err(format!("is JSON but not an object ({})", json_kind(&other))),
-                    ),
-                    Err(e) => (None, Err(format!("is not valid JSON: {e}"))),
-                },
-            )),
-        }
-    })
+    let mut failed = false;
+    input
+        .lines()
+        .enumerate()
+        // A read error ends the input: nothing after it can be trusted.
+        .take_while(move |(_, l)| !std::mem::replace(&mut failed, l.is_err()))
+        .filter_map(|(i, line)| {
+            let line_no = i + 1;
+            match line {
+                Err(e) => Some(Row {
+                    line: line_no,
+                    username: None,
+                    fields: Err(format!("cannot be read: {e}")),
+                }),
+                Ok(l) if l.trim().is_empty() => None,
+                Ok(l) => Some(Row::of(
+                    line_no,
+                    match serde_json::from_str::<Value>(&l) {
+                        Ok(Value::Object(map)) => fields(map.into_iter()),
+                        Ok(other) => (
+                            None,
+                            Err(format!("is JSON but not an object ({})", json_kind(&other))),
+                        ),
+                        Err(e) => (None, Err(format!("is not valid JSON: {e}"))),
+                    },
+                )),
+            }
+        })
 }
 
 fn json_kind(v: &Value) -> &'static str {
@@ -185,6 +191,10 @@ fn json_kind(v: &Value) -> &'static str {
     }
 }
 
+/// The most of a YAML batch file that is not a block list (`[...]`) is read
+/// whole.
+const WHOLE_MAX: usize = 1 << 20;
+
 /// A YAML list read item by item: an item starts at a line beginning with `-`
 /// in the first column. A file that is not such a block list (a flow list
 /// `[...]`) is read whole.
@@ -195,6 +205,8 @@ struct YamlRows<R> {
     pending: Option<(usize, String)>,
     started: bool,
     whole: Option<std::vec::IntoIter<Row>>,
+    /// A read failed: the input ends there.
+    failed: bool,
 }
 
 impl<R: BufRead> YamlRows<R> {
@@ -205,12 +217,17 @@ impl<R: BufRead> YamlRows<R> {
             pending: None,
             started: false,
             whole: None,
+            failed: false,
         }
     }
 
     fn next_line(&mut self) -> Option<std::io::Result<String>> {
+        if self.failed {
+            return None;
+        }
         let l = self.lines.next()?;
         self.line_no += 1;
+        self.failed = l.is_err();
         Some(l)
     }
 
@@ -223,12 +240,24 @@ impl<R: BufRead> YamlRows<R> {
         t.is_empty() || t.starts_with('#') || line.starts_with("---") || line.starts_with("...")
     }
 
-    /// Reads the rest as one document, for lists that are not block lists.
+    /// Reads the rest as one document, for lists that are not block lists
+    /// (at most [`WHOLE_MAX`] of it).
     fn read_whole(&mut self, first: String, first_line: usize) -> Row {
         let mut text = first;
         text.push('\n');
         while let Some(l) = self.next_line() {
             match l {
+                Ok(_) if text.len() > WHOLE_MAX => {
+                    return Row {
+                        line: first_line,
+                        username: None,
+                        fields: Err(format!(
+                            "the batch file is a YAML list in flow style larger than {}; \
+                             write one item per `- ` line",
+                            crate::files::size(WHOLE_MAX as u64)
+                        )),
+                    };
+                }
                 Ok(l) => {
                     text.push_str(&l);
                     text.push('\n');
@@ -241,6 +270,13 @@ impl<R: BufRead> YamlRows<R> {
                     };
                 }
             }
+        }
+        if let Err(e) = crate::files::check_yaml_nesting(&text) {
+            return Row {
+                line: first_line,
+                username: None,
+                fields: Err(format!("the batch file is not a YAML list: {e}")),
+            };
         }
         match serde_yaml::from_str::<Vec<serde_yaml::Value>>(&text) {
             Ok(items) => {
@@ -327,6 +363,13 @@ impl<R: BufRead> Iterator for YamlRows<R> {
                     });
                 }
             }
+        }
+        if let Err(e) = crate::files::check_yaml_nesting(&text) {
+            return Some(Row {
+                line: start,
+                username: None,
+                fields: Err(format!("is not valid YAML: {e}")),
+            });
         }
         let parsed = match serde_yaml::from_str::<Vec<serde_yaml::Value>>(&text) {
             Ok(mut items) if items.len() == 1 => items

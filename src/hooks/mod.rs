@@ -102,12 +102,8 @@ impl LuaHooks {
             hook: name.clone(),
             message,
         };
-        let code = std::fs::read(path).map_err(|e| {
-            fail(format!(
-                "cannot read it: {}",
-                crate::stages::config::io_cause(&e)
-            ))
-        })?;
+        let code = crate::files::read_regular(path, crate::files::CODE_MAX)
+            .map_err(|e| fail(format!("cannot read it: {e}")))?;
         if code.first() == Some(&0x1b) {
             return Err(fail(
                 "is a precompiled (binary) chunk; hooks must be Lua source".into(),

@@ -126,11 +126,23 @@ pub struct Config {
 pub fn load(paths: &[PathBuf], console: &crate::console::Console) -> Result<Config, Error> {
     let mut cfg = Config::default();
     for path in paths {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::Usage(format!(
-                "cannot open config file {}: {}",
-                path.display(),
-                io_cause(&e)
+        let bytes = crate::files::read_regular(path, crate::files::CONFIG_MAX).map_err(|e| {
+            let msg = format!("cannot open config file {}: {e}", path.display());
+            match e {
+                crate::files::ReadError::TooLarge(_) => Error::Config(msg),
+                _ => Error::Usage(msg),
+            }
+        })?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            Error::Config(format!(
+                "config file {} is not valid YAML: it is not UTF-8 text",
+                path.display()
+            ))
+        })?;
+        crate::files::check_yaml_nesting(&text).map_err(|e| {
+            Error::Config(format!(
+                "config file {} is not valid YAML: {e}",
+                path.display()
             ))
         })?;
         let value: Value = serde_yaml::from_str(&text).map_err(|e| {
@@ -215,13 +227,9 @@ fn secret_from_config(cfg: &Mapping) -> Result<Secret, Error> {
 
 /// Reads a secret from a file, stripped of surrounding whitespace.
 pub fn read_secret_file(path: &Path, what: &str) -> Result<Secret, Error> {
-    let text = Secret::new(std::fs::read_to_string(path).map_err(|e| {
-        Error::Config(format!(
-            "cannot read {what} file {}: {}",
-            path.display(),
-            io_cause(&e)
-        ))
-    })?);
+    let bytes = crate::files::read_regular(path, crate::files::SECRET_MAX)
+        .map_err(|e| Error::Config(format!("cannot read {what} file {}: {e}", path.display())))?;
+    let text = Secret::new(String::from_utf8_lossy(&bytes));
     let secret = Secret::new(text.expose().trim());
     if secret.is_empty() {
         return Err(Error::Config(format!(
@@ -299,12 +307,8 @@ fn transport(cli: &crate::cli::Cli, console: &crate::console::Console) -> Result
         t.policy.waits.set_output(|_| {});
     }
     if let Some(path) = &cli.cacert {
-        let pem = std::fs::read(path).map_err(|e| {
-            Error::Config(format!(
-                "cannot read --cacert file {}: {}",
-                path.display(),
-                io_cause(&e)
-            ))
+        let pem = crate::files::read_regular(path, crate::files::CODE_MAX).map_err(|e| {
+            Error::Config(format!("cannot read --cacert file {}: {e}", path.display()))
         })?;
         t.extra_roots = reqwest::Certificate::from_pem_bundle(&pem)
             .ok()
@@ -381,13 +385,7 @@ pub fn check_url(url: &str) -> Result<(), Error> {
 }
 
 /// An io::Error's message without Rust's "(os error N)" suffix.
-pub fn io_cause(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
-}
+pub use crate::files::io_cause;
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,6 @@
 use crate::error::Error;
 use crate::pipeline::{Ctx, Record};
 use crate::secret::Secret;
-use std::io::Read;
 use std::path::Path;
 
 /// The length of a password the tool generates for a batch row without one.
@@ -53,23 +52,14 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
 /// The password from a file, or from standard input for `-`, stripped of
 /// surrounding whitespace.
 pub fn read_password_file(path: &Path) -> Result<Secret, Error> {
-    let fail = |e: std::io::Error| {
-        Error::Input(format!(
-            "cannot read password file {}: {}",
-            path.display(),
-            super::config::io_cause(&e)
-        ))
-    };
-    let mut text = String::new();
-    if path.as_os_str() == "-" {
-        std::io::stdin()
-            .lock()
-            .read_to_string(&mut text)
-            .map_err(fail)?;
+    use crate::files::{SECRET_MAX, read_at_most, read_regular};
+    let bytes = if path.as_os_str() == "-" {
+        read_at_most(std::io::stdin().lock(), SECRET_MAX)
     } else {
-        text = std::fs::read_to_string(path).map_err(fail)?;
+        read_regular(path, SECRET_MAX)
     }
-    let raw = Secret::new(text);
+    .map_err(|e| Error::Input(format!("cannot read password file {}: {e}", path.display())))?;
+    let raw = Secret::new(String::from_utf8_lossy(&bytes));
     Ok(Secret::new(raw.expose().trim()))
 }
 

@@ -7,7 +7,12 @@ use crate::error::Error;
 use crate::pipeline::{Ctx, Outcome, Record, Undone};
 
 pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
-    if ctx.reveal_generated && rec.password_generated && rec.outcome == Some(Outcome::Registered) {
+    // With --json the result line carries it: shown once, there.
+    if ctx.reveal_generated
+        && !ctx.cli.json
+        && rec.password_generated
+        && rec.outcome == Some(Outcome::Registered)
+    {
         if let Some(pw) = &rec.password {
             // The one place a password is ever printed: the operator asked for
             // a generated one, and nobody else knows it.

@@ -678,3 +678,30 @@ fn a_million_row_dry_run_stays_small_and_still_finds_repeats() {
         );
     }
 }
+
+/// Generated passwords always have a place to go: with neither `-o` nor
+/// `--json`, each is printed once on standard output.
+#[test]
+fn generated_passwords_without_a_results_file_are_printed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = [fresh("gen"), fresh("gen")];
+    let file = write(
+        dir.path(),
+        "u.csv",
+        &format!("username\n{}\n{}\n", users[0], users[1]),
+    );
+    let run = batch(&file).arg("--no-admin").run();
+    run.code(0);
+    for u in &users {
+        let id = synapse().user_id(u);
+        let lines: Vec<&str> = run
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with(&format!("Generated password for {id}: ")))
+            .collect();
+        assert_eq!(lines.len(), 1, "{run:#?}");
+        let pw = lines[0].rsplit(' ').next().unwrap();
+        assert!(synapse().login(u, pw).is_some());
+        assert!(!run.stderr.contains(pw));
+    }
+}

@@ -672,3 +672,26 @@ fn exit_3_says_what_was_left_undone() {
     assert!(run.stderr.contains(&want), "{run:#?}");
     assert!(synapse().user(&user).is_some());
 }
+
+/// With --json, a generated password is shown once: in the JSON line.
+#[test]
+fn a_generated_password_with_json_is_shown_once() {
+    let user = fresh("jsongen");
+    let run = register(&user)
+        .args([
+            "--no-admin",
+            "--json",
+            "--hook",
+            &shipped("generate-password.lua"),
+        ])
+        .run();
+    run.code(0);
+    let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    let pw = v["password"].as_str().unwrap();
+    assert_eq!(
+        run.stdout.matches(pw).count() + run.stderr.matches(pw).count(),
+        1,
+        "{run:#?}"
+    );
+    assert!(synapse().login(&user, pw).is_some());
+}

@@ -13,6 +13,7 @@ mod hygiene;
 mod limits;
 mod prompts;
 mod rig;
+mod servers;
 mod transports;
 
 pub use rig::{fresh, synapse, synapse_with};
