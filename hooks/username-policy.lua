@@ -5,6 +5,11 @@
 -- reserved, too short, or does not match the site's pattern. A rejection
 -- stops the registration before anything is sent to the server.
 --
+-- Defaults: the built-in reserved list below, a minimum length of 3, and no
+-- pattern: every localpart Matrix allows (a-z, 0-9 and =_-./+, such as
+-- "a+b", "a/b", "_bot" or "1alice") passes unless the site narrows it. The
+-- tool itself refuses what Matrix does not allow.
+--
 -- Configure it in the tool's section of a config file given with -c:
 --
 --   register_new_matrix_user:
@@ -12,7 +17,7 @@
 --     username_policy:
 --       reserved: [admin, root, support]   # replaces the built-in list
 --       also_reserved: [ceo, payroll]       # added to it
---       pattern: "^[a-z][a-z0-9._-]*$"     # a Lua pattern the localpart must match
+--       pattern: "^[a-z][a-z0-9._-]*$"     # a Lua pattern the localpart must match (default: none)
 --       min_length: 3
 --
 -- or with environment variables, which win over the config:
@@ -41,7 +46,7 @@ local function settings()
   for _, name in ipairs(cfg.also_reserved or {}) do set[string.lower(name)] = true end
   return {
     reserved = set,
-    pattern = rnmu.env("RNMU_USERNAME_PATTERN") or cfg.pattern or "^[a-z][a-z0-9._=-]*$",
+    pattern = rnmu.env("RNMU_USERNAME_PATTERN") or cfg.pattern,
     min_length = tonumber(rnmu.env("RNMU_USERNAME_MIN_LENGTH") or cfg.min_length or 3),
   }
 end
@@ -58,7 +63,7 @@ return {
     if #name < policy.min_length then
       error(string.format("the username %q is shorter than %d characters", name, policy.min_length))
     end
-    if not string.find(name, policy.pattern) then
+    if policy.pattern and not string.find(name, policy.pattern) then
       error(string.format("the username %q does not match the site's pattern %s", name, policy.pattern))
     end
     rec.username = name

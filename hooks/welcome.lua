@@ -86,7 +86,7 @@ local function exempt_bot()
   }
   if r.status ~= 200 then
     error("welcome.exempt_bot: the server refused to lift " .. bot .. "'s rate limits ("
-      .. r.status .. " " .. tostring(r.body and r.body.errcode)
+      .. r.status .. " " .. tostring(r.json and r.json.errcode)
       .. "); the bot must be a server admin")
   end
   rnmu.log.info("welcome.lua: rate limits lifted for " .. bot)

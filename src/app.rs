@@ -24,6 +24,14 @@ pub fn main() -> ExitCode {
             });
         }
     };
+    if cli.output.is_some() && cli.batch.is_none() {
+        let e = clap::Error::raw(
+            clap::error::ErrorKind::MissingRequiredArgument,
+            "--output records the rows of a --batch; for one registration, use --json\n",
+        );
+        let _ = e.print();
+        return ExitCode::from(exit::USAGE);
+    }
     let console = Console::new(Level::from_flags(cli.quiet, cli.verbose), cli.json);
     let result = match &cli.batch {
         Some(path) => crate::batch::run(&cli, path, &console),

@@ -33,7 +33,8 @@ Give the password without putting it in argv:
     group(ArgGroup::new("admin_choice").args(["admin", "no_admin"])),
 )]
 pub struct Cli {
-    /// Local part of the new user. Prompted for when omitted.
+    /// Local part of the new user. Prompted for when omitted (the default offered is your login
+    /// name).
     #[arg(short = 'u', long = "user", value_name = "USER")]
     pub user: Option<String>,
 
@@ -54,7 +55,7 @@ pub struct Cli {
     #[arg(
         short = 't',
         long = "user_type",
-        alias = "user-type",
+        visible_alias = "user-type",
         value_name = "TYPE"
     )]
     pub user_type: Option<String>,

@@ -438,7 +438,10 @@ impl Homeserver {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let text = read_body(resp, url, self.timeout)?;
-        let parsed = serde_json::from_str(&text).ok();
+        let parsed = serde_json::from_str(&text).ok().or_else(|| {
+            // Not JSON (a proxy's page): kept as text for whoever shows it.
+            (status != 200 && !text.is_empty()).then_some(Value::String(text))
+        });
         if (300..400).contains(&status) {
             // Never followed: the request (a password, a MAC, a token) would go
             // to whatever origin the answer names.

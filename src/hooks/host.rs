@@ -656,7 +656,15 @@ fn matrix_module(lua: &Lua, host: &Rc<Host>) -> mlua::Result<Table> {
                 .map_err(|e| mlua::Error::runtime(h.masked(&e.to_string())))?;
             let out = lua.create_table()?;
             out.set("status", status)?;
-            out.set("body", json_to_lua(lua, &json)?)?;
+            // As rnmu.http.request answers: the text, and the JSON decoded.
+            match &json {
+                serde_json::Value::Null => out.set("body", "")?,
+                serde_json::Value::String(text) => out.set("body", text.as_str())?,
+                j => {
+                    out.set("body", j.to_string())?;
+                    out.set("json", json_to_lua(lua, j)?)?;
+                }
+            }
             Ok(out)
         })?,
     )?;

@@ -695,3 +695,96 @@ fn a_generated_password_with_json_is_shown_once() {
     );
     assert!(synapse().login(&user, pw).is_some());
 }
+
+/// username-policy.lua with its defaults accepts every localpart Matrix
+/// allows, and still refuses what the site's list reserves.
+#[test]
+fn username_policy_defaults_accept_the_localpart_grammar() {
+    for prefix in ["a+b", "a/b", "1alice"] {
+        let user = fresh(prefix);
+        register(&user)
+            .args([
+                "-p",
+                "pw-policy",
+                "--no-admin",
+                "--hook",
+                &shipped("username-policy.lua"),
+            ])
+            .run()
+            .code(0);
+        assert!(synapse().user(&user).is_some(), "{user}");
+    }
+    // The hook lets `_bot` through; Synapse keeps a leading `_` for bridges.
+    register(&fresh("_bot"))
+        .args(["-p", "pw-policy", "--no-admin", "--hook", &shipped("username-policy.lua")])
+        .run()
+        .code(1)
+        .stdout("Sending registration request...\nERROR! Received 400 Bad Request\nUser ID may not begin with _\n");
+    register("admin")
+        .args([
+            "-p",
+            "pw-policy",
+            "--no-admin",
+            "--hook",
+            &shipped("username-policy.lua"),
+        ])
+        .run()
+        .code(1)
+        .stderr_has("the username \"admin\" is reserved");
+}
+
+/// Both request helpers answer alike: `body` is the text, `json` decoded.
+#[test]
+fn request_helpers_answer_alike() {
+    let s = synapse();
+    let dir = tempfile::tempdir().unwrap();
+    let hook = dir.path().join("answers.lua");
+    std::fs::write(
+        &hook,
+        format!(
+            "return {{ before_input = function()\n\
+               local m = rnmu.matrix.request{{path = '/_matrix/client/versions'}}\n\
+               local h = rnmu.http.request{{url = '{}/_matrix/client/versions'}}\n\
+               error(type(m.body) .. ' ' .. type(m.json) .. ' ' .. type(h.body) .. ' ' .. type(h.json)\n\
+                 .. ' ' .. tostring(m.json.versions ~= nil) .. ' ' .. tostring(m.body == h.body))\n\
+             end }}",
+            s.url
+        ),
+    )
+    .unwrap();
+    register(&fresh("answers"))
+        .args([
+            "-p",
+            "pw-answers",
+            "--no-admin",
+            "--hook",
+            hook.to_str().unwrap(),
+        ])
+        .run()
+        .code(1)
+        .stderr_has("string table string table true");
+}
+
+#[test]
+fn help_names_the_alias_and_the_default_and_output_needs_batch() {
+    let help = Test::new().arg("--help").run();
+    help.code(0);
+    assert!(help.stdout.contains("--user-type"), "{}", help.stdout);
+    assert!(help.stdout.contains("your login"), "{}", help.stdout);
+    let s = synapse();
+    Test::new()
+        .args([
+            "-u",
+            "someone",
+            "-p",
+            "pw-o",
+            "--no-admin",
+            "-o",
+            "/tmp/never.jsonl",
+        ])
+        .args(["-k", &s.secret, &s.url])
+        .run()
+        .code(2)
+        .stderr_has("--output records the rows of a --batch");
+    assert!(s.user("someone").is_none());
+}

@@ -109,6 +109,18 @@ fn start(overrides: &Value) -> Synapse {
     }
 }
 
+/// Percent-encodes a path segment (user IDs hold `@`, `:` and maybe `/`).
+pub fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// A localpart no other test uses.
 pub fn fresh(prefix: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
@@ -139,7 +151,7 @@ impl Synapse {
     pub fn user(&self, localpart: &str) -> Option<Value> {
         let (status, body) = self.admin_get(&format!(
             "/_synapse/admin/v2/users/{}",
-            self.user_id(localpart)
+            enc(&self.user_id(localpart))
         ));
         match status {
             200 => Some(body),
@@ -162,7 +174,7 @@ impl Synapse {
     pub fn devices(&self, localpart: &str) -> Vec<Value> {
         let (status, body) = self.admin_get(&format!(
             "/_synapse/admin/v2/users/{}/devices",
-            self.user_id(localpart)
+            enc(&self.user_id(localpart))
         ));
         assert_eq!(status, 200, "{body}");
         body["devices"].as_array().cloned().unwrap_or_default()
