@@ -12,9 +12,11 @@
 //! - `host`: the `rnmu` module the hooks call into.
 //! - `record`: the record as a Lua table, and back.
 //! - `convert`: Lua values to JSON and back, with a depth limit.
+//! - `patterns`: Lua's string patterns, stopping at the deadline.
 
 mod convert;
 mod host;
+mod patterns;
 mod record;
 mod sandbox;
 

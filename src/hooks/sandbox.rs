@@ -70,6 +70,16 @@ impl Limits {
     fn expired(&self) -> bool {
         self.timed_out.get() || self.deadline.get().is_none_or(|d| Instant::now() > d)
     }
+
+    /// The same, for host code that runs long (pattern matching): the call
+    /// is then marked as timed out, as the instruction check would.
+    fn out_of_time(&self) -> bool {
+        if self.expired() {
+            self.timed_out.set(true);
+            return true;
+        }
+        false
+    }
 }
 
 const TIMEOUT: &str = "hook deadline exceeded";
@@ -97,7 +107,7 @@ os = clock
 /// Run in every state: the functions that catch errors cannot catch the
 /// deadline, and `print` goes where `rnmu.log` goes.
 const LIMITS_PRELUDE: &str = r#"
-local expired, raw_pcall, raw_xpcall, resume = ...
+local expired, raw_pcall, raw_xpcall, resume, memory = ...
 local pack, unpack, error, type, rawget = table.pack, table.unpack, error, type, rawget
 local raw_setmetatable = setmetatable
 local function checked(r)
@@ -115,6 +125,25 @@ xpcall = function(f, handler, ...)
   return checked(pack(raw_xpcall(f, h, ...)))
 end
 coroutine.resume = function(...) return checked(pack(resume(...))) end
+-- C loops that no instruction count reaches: bounded by what they would make.
+local raw_rep, raw_move, tostring, tointeger = string.rep, table.move, tostring, math.tointeger
+string.rep = function(s, n, sep)
+  local count = tointeger(n)
+  if count and count > 0 then
+    local size = #tostring(s) * count + (sep ~= nil and #tostring(sep) or 0) * (count - 1)
+    if size == 0 then return "" end
+    if size > memory then
+      error("string.rep: the result would be " .. size .. " bytes, more than --hook-memory allows", 2)
+    end
+  end
+  return raw_rep(s, n, sep)
+end
+table.move = function(a1, f, e, t, a2)
+  if type(f) == "number" and type(e) == "number" and e - f >= 10000000 then
+    error("table.move: more than 10000000 elements at once", 2)
+  end
+  return raw_move(a1, f, e, t, a2)
+end
 -- Lua runs finalisers with its hooks off, so no deadline could end one.
 setmetatable = function(t, mt)
   if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
@@ -148,6 +177,8 @@ pub fn new_state(opts: &HookOptions) -> mlua::Result<(Lua, Rc<Limits>)> {
     });
     let l = limits.clone();
     let expired = lua.create_function(move |_, ()| Ok(l.expired()))?;
+    let l = limits.clone();
+    super::patterns::install(&lua, Rc::new(move || l.out_of_time()))?;
     let g = lua.globals();
     let coroutine: mlua::Table = g.get("coroutine")?;
     lua.load(LIMITS_PRELUDE).set_name("=sandbox").call::<()>((
@@ -155,6 +186,7 @@ pub fn new_state(opts: &HookOptions) -> mlua::Result<(Lua, Rc<Limits>)> {
         g.get::<mlua::Function>("pcall")?,
         g.get::<mlua::Function>("xpcall")?,
         coroutine.get::<mlua::Function>("resume")?,
+        opts.memory,
     ))?;
     let l = limits.clone();
     lua.set_global_hook(
@@ -170,7 +202,11 @@ pub fn describe(e: &mlua::Error, limits: &Limits, timeout: Duration) -> String {
         let at = limits
             .at
             .borrow()
-            .as_ref()
+            .clone()
+            .or_else(|| match e {
+                mlua::Error::CallbackError { traceback, .. } => lua_frame(traceback),
+                _ => None,
+            })
             .map(|a| format!("{a}: "))
             .unwrap_or_default();
         return format!(

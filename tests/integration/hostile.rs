@@ -249,3 +249,39 @@ fn every_hook_error_names_its_line() {
     );
     assert_eq!(line_of(&run), "3", "{run:#?}");
 }
+
+/// Library calls that run long in C end within the hook's limit too.
+#[test]
+fn long_library_calls_end_within_the_limit() {
+    for pattern in [".-.-.-.-b", "(.-)(.-)(.-)(.-)b", "a*a*a*a*a*b"] {
+        refused(
+            &hook(&format!(
+                "return {{ before_input = function()\n local s = ('a'):rep(400)\n s:find('{pattern}')\nend }}"
+            )),
+            &["-p", "pw-long"],
+            "did not finish within 1 s",
+        );
+    }
+    refused(
+        &hook(
+            "return { before_input = function() for w in (('a'):rep(300)):gmatch('.-.-.-.-b') do end end }",
+        ),
+        &["-p", "pw-long"],
+        "did not finish within 1 s",
+    );
+    refused(
+        &hook("return { before_input = function() error('length ' .. #string.rep('', 2^53)) end }"),
+        &["-p", "pw-long"],
+        "length 0",
+    );
+    refused(
+        &hook("return { before_input = function() local s = ('ab'):rep(2^40) end }"),
+        &["-p", "pw-long"],
+        "more than --hook-memory allows",
+    );
+    refused(
+        &hook("return { before_input = function() table.move({}, 1, 2^62, 2) end }"),
+        &["-p", "pw-long"],
+        "table.move: more than 10000000 elements",
+    );
+}
