@@ -1,0 +1,373 @@
+//! The docs' examples, run: every Lua example in docs/hooks.md as the
+//! complete hook file it claims to be, and the README's site-policy and
+//! batch examples, each checked for the outcome the text around it states.
+//! An example this file does not know fails the test, so the docs cannot
+//! drift from what the tool does.
+//!
+//! Examples name example.org; here that becomes the rig's server (and
+//! `https://matrix.example.org` its URL, the HR system a loopback stub).
+
+use crate::{Run, Test, fresh, synapse};
+use std::io::{Read, Write};
+
+fn blocks(text: &str, lang: &str) -> Vec<String> {
+    let fence = format!("```{lang}\n");
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(&fence) {
+        let body = &rest[i + fence.len()..];
+        let end = body.find("```").unwrap();
+        out.push(body[..end].to_string());
+        rest = &body[end..];
+    }
+    out
+}
+
+/// A loopback stub for the HR system that answers 200 to anything and keeps
+/// what it was sent in [`HR`].
+fn hr_stub() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hooks/matrix", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            let mut buf = vec![0u8; 65536];
+            let n = c.read(&mut buf).unwrap_or(0);
+            HR.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&buf[..n]).to_string());
+            let _ =
+                c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+        }
+    });
+    url
+}
+
+struct Example {
+    /// A piece of the example's code that names it.
+    marker: &'static str,
+    /// Runs it (the hook file's path, the user) and checks the outcome.
+    check: fn(&str, &str),
+}
+
+fn run(hook: &str, user: &str, extra: &[&str]) -> Run {
+    let s = synapse();
+    Test::new()
+        .args(["-u", user, "--hook", hook])
+        .args(extra.iter().copied())
+        .args(["-k", &s.secret, &s.url])
+        .hang_after(60)
+        .run()
+}
+
+const EXAMPLES: &[Example] = &[
+    Example {
+        marker: "rnmu.log.info(\"registering \"",
+        check: |h, u| {
+            run(h, u, &["-p", "pw-doc", "--no-admin", "-v"])
+                .code(0)
+                .stderr_has(&format!("hook info: registering {u}"));
+        },
+    },
+    Example {
+        marker: "error(\"that name is reserved\")",
+        check: |h, _| {
+            // "one line with the hook file and line and exits 1"
+            let r = run(h, "ceo", &["-p", "pw-doc", "--no-admin"]);
+            r.code(1).one_clear_line();
+            assert_eq!(
+                r.stderr_unwarned(),
+                format!("error: hook {h}:3 (after_input): that name is reserved\n")
+            );
+            assert!(synapse().user("ceo").is_none());
+        },
+    },
+    Example {
+        marker: "if ctx.rerun then",
+        check: |h, u| {
+            run(h, u, &["-p", "pw-doc", "--no-admin", "-v"]).code(0);
+        },
+    },
+    Example {
+        marker: "before_config = function",
+        check: |h, u| {
+            run(h, u, &["-p", "pw-doc", "--no-admin", "-vv"])
+                .code(0)
+                .stderr_has("hook debug: starting, url=");
+        },
+    },
+    Example {
+        marker: "wrong server: ",
+        check: |h, u| {
+            // The rig is "the production server" here: the check passes.
+            run(h, u, &["-p", "pw-doc", "--no-admin"]).code(0);
+        },
+    },
+    Example {
+        marker: "rec.password = rnmu.password{length = 20}",
+        check: |h, u| {
+            // "so nobody is asked": no -p, no --no-admin, standard input closed.
+            let r = run(h, u, &[]);
+            r.code(0);
+            let pw = r
+                .stdout
+                .lines()
+                .last()
+                .unwrap()
+                .trim_start_matches("Generated password: ");
+            assert_eq!(pw.len(), 20, "{r:#?}");
+            assert!(!synapse().is_admin(u));
+            assert!(synapse().login(u, pw).is_some());
+        },
+    },
+    Example {
+        marker: "rec.username = string.lower(",
+        check: |h, u| {
+            run(
+                h,
+                &format!("  {}  ", u.to_uppercase()),
+                &["-p", "pw-doc", "--no-admin"],
+            )
+            .code(0);
+            assert!(synapse().login(u, "pw-doc").is_some());
+        },
+    },
+    Example {
+        marker: "rec.extra.first and rec.extra.last",
+        check: |h, u| {
+            let s = synapse();
+            let dir = tempfile::tempdir().unwrap();
+            let rows = dir.path().join("u.csv");
+            std::fs::write(
+                &rows,
+                format!("username,password,first,last\n{u},pw-doc,Ada,Lovelace\n"),
+            )
+            .unwrap();
+            Test::new()
+                .args([
+                    "--batch",
+                    rows.to_str().unwrap(),
+                    "--hook",
+                    h,
+                    "-k",
+                    &s.secret,
+                    &s.url,
+                ])
+                .run()
+                .code(0);
+            assert_eq!(s.user(u).unwrap()["displayname"], "Ada Lovelace");
+        },
+    },
+    Example {
+        marker: "admins need ALLOW_ADMINS=1",
+        check: |h, u| {
+            run(h, u, &["-p", "pw-doc", "-a"])
+                .code(1)
+                .stderr_has("admins need ALLOW_ADMINS=1");
+            assert!(synapse().user(u).is_none());
+        },
+    },
+    Example {
+        marker: "about to contact ",
+        check: |h, u| {
+            run(h, u, &["-p", "pw-doc", "--no-admin", "-v"])
+                .code(0)
+                .stderr_has("hook info: about to contact http://127.0.0.1:");
+        },
+    },
+    Example {
+        marker: "rec.nonce:sub(1, 8)",
+        check: |h, u| {
+            run(h, u, &["-p", "pw-doc", "--no-admin", "-vv"])
+                .code(0)
+                .stderr_has("hook debug: nonce ");
+        },
+    },
+    Example {
+        marker: "dry run for ",
+        check: |h, u| {
+            run(h, u, &["-p", "pw-doc", "--no-admin", "--dry-run"])
+                .code(0)
+                .stderr_has(&format!("hook warn: dry run for {u}"));
+        },
+    },
+    Example {
+        marker: "return { before_submit = function(rec) rec.want_session = true end }",
+        check: |h, u| {
+            run(h, u, &["-p", "pw-doc", "--no-admin"]).code(0);
+            assert!(
+                synapse().devices(u).is_empty(),
+                "the session was logged out"
+            );
+        },
+    },
+    Example {
+        marker: "rnmu.matrix.join(rec.access_token, \"#general:",
+        check: |h, u| {
+            run(h, u, &["-p", "pw-doc", "--no-admin"]).code(0);
+            let s = synapse();
+            let id = s.user_id(u);
+            let joined = s.admin(&format!(
+                "/_synapse/admin/v1/users/{}/joined_rooms",
+                crate::rig::enc(&id)
+            ));
+            assert_eq!(joined["total"], 1, "{joined}");
+            assert!(s.devices(u).is_empty());
+        },
+    },
+    Example {
+        marker: "HR system answered ",
+        check: |h, u| {
+            run(h, u, &["-p", "pw-doc", "--no-admin"]).code(0);
+            let id = synapse().user_id(u);
+            let seen = HR.lock().unwrap().clone();
+            assert!(seen.iter().any(|r| r.contains(&id)), "{seen:?}");
+        },
+    },
+    Example {
+        marker: "assert(rec.access_token == nil)",
+        check: |h, u| {
+            run(h, u, &["-p", "pw-doc", "--no-admin"]).code(0);
+        },
+    },
+    Example {
+        marker: "rnmu.log.error(\"registration of \"",
+        check: |h, u| {
+            let s = synapse();
+            Test::new()
+                .args([
+                    "-u",
+                    u,
+                    "-p",
+                    "pw-doc",
+                    "--no-admin",
+                    "--hook",
+                    h,
+                    "-k",
+                    "a-wrong-secret",
+                    &s.url,
+                ])
+                .run()
+                .code(1)
+                .stderr_has(&format!("hook error: registration of {u} failed: "));
+        },
+    },
+];
+
+static HR: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+#[test]
+fn every_lua_example_in_the_hook_docs_does_what_the_docs_say() {
+    let s = synapse();
+    let text = std::fs::read_to_string(crate::rig::root().join("docs/hooks.md")).unwrap();
+    let examples = blocks(&text, "lua");
+    assert!(examples.len() >= EXAMPLES.len());
+    // The room the after_submit example joins, on the rig.
+    let owner = fresh("general");
+    s.register_directly(&owner, "pw-general", false);
+    let token = s.login(&owner, "pw-general").unwrap();
+    let (status, body) = s.client(
+        "POST",
+        "/_matrix/client/v3/createRoom",
+        &token,
+        Some(serde_json::json!({"preset": "public_chat", "room_alias_name": "general"})),
+    );
+    assert!(
+        status == 200 || body["errcode"] == "M_ROOM_IN_USE",
+        "{body}"
+    );
+    let hr_url = hr_stub();
+    let dir = tempfile::tempdir().unwrap();
+    let mut used = vec![false; EXAMPLES.len()];
+    for (i, code) in examples.iter().enumerate() {
+        let k = EXAMPLES
+            .iter()
+            .position(|e| code.contains(e.marker))
+            .unwrap_or_else(|| {
+                panic!("docs/hooks.md has a Lua example this test does not know:\n{code}")
+            });
+        used[k] = true;
+        let code = code
+            .replace("https://matrix.example.org", &s.url)
+            .replace("https://hr.example.org/hooks/matrix", &hr_url)
+            .replace("example.org", &s.server_name);
+        let hook = dir.path().join(format!("example{i}.lua"));
+        std::fs::write(&hook, code).unwrap();
+        let user = fresh("doc");
+        (EXAMPLES[k].check)(hook.to_str().unwrap(), &user);
+    }
+    assert!(
+        used.iter().all(|u| *u),
+        "an expected example is gone from docs/hooks.md"
+    );
+}
+
+/// The README's site policy: the YAML file given as one more `-c`, then the
+/// two commands of its console example, with their outputs.
+#[test]
+fn the_readme_site_policy_example_does_what_it_shows() {
+    let s = synapse();
+    let readme = std::fs::read_to_string(crate::rig::root().join("README.md")).unwrap();
+    let yaml = blocks(&readme, "yaml")
+        .into_iter()
+        .find(|b| b.contains("username_policy"))
+        .expect("the policy example");
+    let console = blocks(&readme, "console")
+        .into_iter()
+        .find(|b| b.contains("register-policy.yaml"))
+        .expect("the console example");
+    let hooks_dir = crate::rig::root().join("hooks");
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("register-policy.yaml");
+    std::fs::write(
+        &policy,
+        yaml.replace(
+            "/usr/share/register_new_matrix_user/hooks",
+            hooks_dir.to_str().unwrap(),
+        ),
+    )
+    .unwrap();
+    // The commands, and what the console shows after each.
+    let mut steps: Vec<(String, Vec<String>)> = Vec::new();
+    for line in console.lines() {
+        match line.strip_prefix("$ ") {
+            Some(cmd) => steps.push((cmd.to_string(), Vec::new())),
+            None => steps.last_mut().unwrap().1.push(line.to_string()),
+        }
+    }
+    assert_eq!(steps.len(), 2, "{console}");
+    // First: a reserved name, refused by the hook with its file and line.
+    let run = Test::new()
+        .args([
+            "-c",
+            s.config.to_str().unwrap(),
+            "-c",
+            policy.to_str().unwrap(),
+        ])
+        .args(["-u", "Payroll", "--no-admin"])
+        .run();
+    run.code(1);
+    let want = steps[0].1[0].replace(
+        "/usr/share/register_new_matrix_user/hooks",
+        hooks_dir.to_str().unwrap(),
+    );
+    assert_eq!(run.stderr_unwarned().trim_end(), want, "{run:#?}");
+    // Second: a name that passes, with whitespace and capitals; a generated
+    // password shown once.
+    let user = fresh("alice");
+    let run = Test::new()
+        .args([
+            "-c",
+            s.config.to_str().unwrap(),
+            "-c",
+            policy.to_str().unwrap(),
+        ])
+        .args(["-u", &format!("  {} ", user.to_uppercase()), "--no-admin"])
+        .run();
+    run.code(0);
+    let shown: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(shown[..2], ["Sending registration request...", "Success!"]);
+    let pw = shown[2].strip_prefix("Generated password: ").unwrap();
+    assert_eq!(pw.len(), 32, "generate_password.length: 32");
+    assert_eq!(steps[1].1.len(), 3);
+    assert!(synapse().login(&user, pw).is_some());
+}
