@@ -248,6 +248,8 @@ impl<R: BufRead> YamlRows<R> {
         while let Some(l) = self.next_line() {
             match l {
                 Ok(_) if text.len() > WHOLE_MAX => {
+                    // Nothing after this can be read as items: the input ends.
+                    self.failed = true;
                     return Row {
                         line: first_line,
                         username: None,
@@ -529,6 +531,32 @@ mod tests {
         assert_eq!(rows[1].1.as_ref().unwrap().username.as_deref(), Some("b"));
         let bad = read(Format::Yaml, "username: a\n");
         assert!(bad[0].1.as_ref().unwrap_err().contains("not a YAML list"));
+    }
+    #[test]
+    fn a_flow_style_yaml_list_is_read_whole_up_to_its_bound() {
+        let small = "[{username: a}, {username: b}]\n";
+        let rows = read(Format::Yaml, small);
+        assert_eq!(rows.len(), 2);
+        let line = format!(
+            "{},\n",
+            (0..1000)
+                .map(|i| format!("{{username: u{i}}}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let big = format!("[{}{{username: last}}]\n", line.repeat(80));
+        assert!(big.len() > 1 << 20);
+        let rows = read(Format::Yaml, &big);
+        assert_eq!(rows.len(), 1);
+        assert!(
+            rows[0]
+                .1
+                .as_ref()
+                .unwrap_err()
+                .contains("flow style larger than 1 MiB"),
+            "{:?}",
+            rows[0].1
+        );
     }
 }
 

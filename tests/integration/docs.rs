@@ -371,3 +371,70 @@ fn the_readme_site_policy_example_does_what_it_shows() {
     assert_eq!(steps[1].1.len(), 3);
     assert!(synapse().login(&user, pw).is_some());
 }
+
+/// The README's shell examples that run against a server, run by bash as
+/// written, with the rig's config for `homeserver.yaml` and this build for
+/// the binary.
+#[test]
+fn the_readme_commands_do_what_they_say() {
+    let s = synapse();
+    let readme = std::fs::read_to_string(crate::rig::root().join("README.md")).unwrap();
+    let commands: Vec<String> = blocks(&readme, "sh")
+        .iter()
+        .flat_map(|b| b.lines().map(str::to_string).collect::<Vec<_>>())
+        .filter(|l| l.contains("register_new_matrix_user") && !l.contains("/etc/matrix-synapse"))
+        .collect();
+    assert_eq!(commands.len(), 2, "{commands:?}");
+    let bin = assert_cmd::cargo::cargo_bin!("register_new_matrix_user");
+    let dir = tempfile::tempdir().unwrap();
+    let bot = fresh("bot");
+    let members: Vec<String> = (0..3).map(|_| fresh("member")).collect();
+    std::fs::write(
+        dir.path().join("users.csv"),
+        format!("username\n{}\n", members.join("\n")),
+    )
+    .unwrap();
+    std::fs::copy(&s.config, dir.path().join("homeserver.yaml")).unwrap();
+    for cmd in &commands {
+        let cmd = cmd
+            .replace(
+                "target/release/register_new_matrix_user",
+                bin.to_str().unwrap(),
+            )
+            .replace("bot1", &bot);
+        let cmd = match cmd.strip_prefix("register_new_matrix_user ") {
+            Some(rest) => format!("{} {rest}", bin.display()),
+            None => cmd,
+        };
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(&cmd)
+            .current_dir(dir.path())
+            .env("password", "readme-bot-password")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{cmd}\n{err}");
+    }
+    // The bot: registered as a bot, with the piped password.
+    assert_eq!(s.user_type(&bot).as_deref(), Some("bot"));
+    assert!(s.login(&bot, "readme-bot-password").is_some());
+    // The batch: every member registered, the results file private.
+    let results = std::fs::read_to_string(dir.path().join("results.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = results
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let by_user = crate::batch::last_by_user(&lines);
+    for m in &members {
+        assert_eq!(by_user[m.as_str()]["status"], "registered");
+        let pw = by_user[m.as_str()]["password"].as_str().unwrap();
+        assert!(s.login(m, pw).is_some());
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path().join("results.jsonl"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
