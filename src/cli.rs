@@ -195,6 +195,58 @@ pub struct Cli {
     pub server_url: Option<String>,
 }
 
+/// The long flags of Synapse's script, which takes any unambiguous prefix of
+/// them.
+const ORIGINAL_LONG: [&str; 9] = [
+    "--user",
+    "--password",
+    "--password-file",
+    "--user_type",
+    "--admin",
+    "--no-admin",
+    "--config",
+    "--shared-secret",
+    "--exists-ok",
+];
+
+/// The command line with every long-flag prefix that named one of the
+/// original's flags unambiguously there spelled out, so that an extension
+/// (`--shared-secret-file`) never takes a prefix (`--shared`) away from an
+/// original flag. Everything else is left to clap, which also takes
+/// unambiguous prefixes of the extensions.
+pub fn expand_original_prefixes(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut out = Vec::new();
+    let mut rest = false;
+    for arg in args {
+        let expanded = (!rest)
+            .then(|| arg.to_str())
+            .flatten()
+            .filter(|a| a.starts_with("--") && a.len() > 2)
+            .and_then(|a| {
+                let (name, value) = match a.split_once('=') {
+                    Some((n, v)) => (n, Some(v)),
+                    None => (a, None),
+                };
+                if ORIGINAL_LONG.contains(&name) {
+                    return None;
+                }
+                let mut hits = ORIGINAL_LONG.iter().filter(|f| f.starts_with(name));
+                let (Some(full), None) = (hits.next(), hits.next()) else {
+                    return None;
+                };
+                Some(match value {
+                    Some(v) => format!("{full}={v}"),
+                    None => full.to_string(),
+                })
+            });
+        if arg == "--" {
+            rest = true;
+        }
+        out.push(expanded.map_or(arg, Into::into));
+    }
+    out
+}
+
 /// Seconds as a positive decimal number.
 pub fn parse_secs(s: &str) -> Result<std::time::Duration, String> {
     let secs: f64 = s

@@ -481,4 +481,20 @@ fn abbreviated_long_flags_work_as_in_the_original() {
     .nobody()
     .ours
     .code(2);
+    // Prefixes the original read as its own flags keep their meaning, though
+    // an extension (--shared-secret-file) now shares them.
+    compare(
+        &[
+            "--user", "{user}", "--password", "pw-shared", "--no", "--shared", "{secret}", "{url}",
+        ],
+        None,
+    )
+    .registered("pw-shared", false, None);
+    compare(
+        &[
+            "--user", "{user}", "--password-f", "/dev/null", "--no", "--shared={secret}", "{url}",
+        ],
+        None,
+    )
+    .nobody();
 }
