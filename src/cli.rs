@@ -68,9 +68,10 @@ pub struct Cli {
     #[arg(long = "no-admin")]
     pub no_admin: bool,
 
-    /// Homeserver config file to read the shared secret (and listener) from. Repeatable:
+    /// Homeserver config file to read the shared secret (and listener) from, or a directory
+    /// whose *.yaml files are read in sorted order, as Synapse's own -c does. Repeatable:
     /// top-level keys of later files replace those of earlier ones.
-    #[arg(short = 'c', long = "config", value_name = "FILE", action = ArgAction::Append)]
+    #[arg(short = 'c', long = "config", value_name = "FILE|DIR", action = ArgAction::Append)]
     pub config: Vec<PathBuf>,
 
     /// The registration shared secret, as in the homeserver's config.
@@ -214,7 +215,9 @@ const ORIGINAL_LONG: [&str; 9] = [
 /// (`--shared-secret-file`) never takes a prefix (`--shared`) away from an
 /// original flag. Everything else is left to clap, which also takes
 /// unambiguous prefixes of the extensions.
-pub fn expand_original_prefixes(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+pub fn expand_original_prefixes(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
     let mut out = Vec::new();
     let mut rest = false;
     for arg in args {

@@ -123,9 +123,60 @@ pub struct Config {
     pub hooks: Vec<PathBuf>,
 }
 
+/// The files `-c` names, as Synapse's own `-c` reads them: a file as it is;
+/// a directory as its `*.yaml` files (regular files, links to them included)
+/// in sorted order, passing over subdirectories and other files.
+pub fn config_files(
+    paths: &[PathBuf],
+    console: &crate::console::Console,
+) -> Result<Vec<PathBuf>, Error> {
+    let mut out = Vec::new();
+    for path in paths {
+        if !path.is_dir() {
+            out.push(path.clone());
+            continue;
+        }
+        let entries = std::fs::read_dir(path).map_err(|e| {
+            Error::Usage(format!(
+                "cannot open config directory {}: {}",
+                path.display(),
+                io_cause(&e)
+            ))
+        })?;
+        let mut files = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| {
+                Error::Usage(format!(
+                    "cannot read config directory {}: {}",
+                    path.display(),
+                    io_cause(&e)
+                ))
+            })?;
+            let p = entry.path();
+            if !p.is_file() {
+                console.verbose(&format!(
+                    "config: passing over {} (not a file)",
+                    p.display()
+                ));
+            } else if !entry.file_name().as_encoded_bytes().ends_with(b".yaml") {
+                console.verbose(&format!(
+                    "config: passing over {} (not *.yaml)",
+                    p.display()
+                ));
+            } else {
+                files.push(p);
+            }
+        }
+        files.sort();
+        out.extend(files);
+    }
+    Ok(out)
+}
+
 pub fn load(paths: &[PathBuf], console: &crate::console::Console) -> Result<Config, Error> {
     let mut cfg = Config::default();
-    for path in paths {
+    for path in &config_files(paths, console)? {
+        console.debug(&format!("config: reading {}", path.display()));
         let bytes = crate::files::read_regular(path, crate::files::CONFIG_MAX).map_err(|e| {
             let msg = format!("cannot open config file {}: {e}", path.display());
             match e {

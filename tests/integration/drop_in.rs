@@ -485,14 +485,27 @@ fn abbreviated_long_flags_work_as_in_the_original() {
     // an extension (--shared-secret-file) now shares them.
     compare(
         &[
-            "--user", "{user}", "--password", "pw-shared", "--no", "--shared", "{secret}", "{url}",
+            "--user",
+            "{user}",
+            "--password",
+            "pw-shared",
+            "--no",
+            "--shared",
+            "{secret}",
+            "{url}",
         ],
         None,
     )
     .registered("pw-shared", false, None);
     compare(
         &[
-            "--user", "{user}", "--password-f", "/dev/null", "--no", "--shared={secret}", "{url}",
+            "--user",
+            "{user}",
+            "--password-f",
+            "/dev/null",
+            "--no",
+            "--shared={secret}",
+            "{url}",
         ],
         None,
     )

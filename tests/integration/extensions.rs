@@ -192,3 +192,94 @@ fn quiet_prints_nothing_on_success() {
         .stdout("");
     assert!(s.user(&u).is_some());
 }
+
+/// `-c DIR` reads a directory the way Synapse's own `-c` does: Debian's
+/// layout (homeserver.yaml plus conf.d/) finds a secret that lives only in
+/// conf.d, and the merged config is the one Synapse's loader makes.
+#[test]
+fn a_config_directory_is_read_as_synapse_reads_it() {
+    let s = synapse();
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path();
+    let rig: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&s.config).unwrap()).unwrap();
+    // homeserver.yaml without the secret; the secret in conf.d.
+    let mut main = rig.as_mapping().unwrap().clone();
+    main.remove("registration_shared_secret");
+    std::fs::write(
+        etc.join("homeserver.yaml"),
+        serde_yaml::to_string(&main).unwrap(),
+    )
+    .unwrap();
+    let confd = etc.join("conf.d");
+    std::fs::create_dir_all(confd.join("sub.yaml")).unwrap();
+    std::fs::write(
+        confd.join("10-wrong.yaml"),
+        "registration_shared_secret: not-this-one\n",
+    )
+    .unwrap();
+    std::fs::write(
+        confd.join("20-secret.yaml"),
+        format!("registration_shared_secret: {}\n", s.secret),
+    )
+    .unwrap();
+    std::fs::write(confd.join("30-other.yaml"), "report_stats: false\n").unwrap();
+    std::fs::write(
+        confd.join("99-later.yml"),
+        "registration_shared_secret: not-yml\n",
+    )
+    .unwrap();
+    std::fs::write(
+        confd.join("notes.txt"),
+        "registration_shared_secret: not-txt\n",
+    )
+    .unwrap();
+    std::fs::write(
+        confd.join("sub.yaml/90-nested.yaml"),
+        "registration_shared_secret: not-nested\n",
+    )
+    .unwrap();
+    // What Synapse's loader reads from the same arguments.
+    let py = s.venv.join("bin/python");
+    let out = std::process::Command::new(py)
+        .args([
+            "-c",
+            "import sys, json\n\
+             from synapse.config._base import find_config_files, read_config_files\n\
+             files = find_config_files(sys.argv[1:])\n\
+             print(json.dumps({'files': files, 'secret': read_config_files(files)['registration_shared_secret']}))",
+        ])
+        .arg(etc.join("homeserver.yaml"))
+        .arg(&confd)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let synapse_view: serde_json::Value =
+        serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(synapse_view["secret"], s.secret.as_str(), "{text}");
+    let user = fresh("confd");
+    let run = Test::new()
+        .args(["-u", &user, "-p", "pw-confd", "--no-admin", "-vv"])
+        .args([
+            "-c",
+            etc.join("homeserver.yaml").to_str().unwrap(),
+            "-c",
+            confd.to_str().unwrap(),
+        ])
+        .run();
+    run.code(0);
+    assert!(s.login(&user, "pw-confd").is_some());
+    // The same files, in the same order, as Synapse's loader.
+    let ours: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("debug: config: reading "))
+        .collect();
+    let theirs: Vec<&str> = synapse_view["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert_eq!(ours, theirs, "{run:#?}");
+}
