@@ -105,6 +105,7 @@ pub fn cli_hooks(cli: &Cli, level: Level) -> Result<LuaHooks, Error> {
 /// from `--hook`), `rnmu.config`, and the shared secret to mask in hook logs.
 pub fn add_config_hooks(hooks: &mut LuaHooks, resolved: &Resolved) -> Result<(), Error> {
     hooks.add_redaction(&resolved.secret);
+    hooks.set_password_policy(&resolved.password_policy);
     hooks.set_transport(&resolved.transport);
     hooks.set_config(&resolved.tool_config)?;
     for f in &resolved.config_hooks {

@@ -83,6 +83,11 @@ pub struct Cli {
     #[arg(long = "shared-secret-file", value_name = "FILE")]
     pub shared_secret_file: Option<PathBuf>,
 
+    /// [extension] Register the password even if it breaks the password_config.policy of the
+    /// homeserver config given with -c (which the server does not check on this endpoint).
+    #[arg(long = "ignore-password-policy")]
+    pub ignore_password_policy: bool,
+
     /// [extension] Display name of the new user.
     #[arg(long = "displayname", value_name = "NAME")]
     pub displayname: Option<String>,

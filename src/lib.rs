@@ -15,6 +15,7 @@ pub mod files;
 pub mod homeserver;
 pub mod hooks;
 pub mod pipeline;
+pub mod policy;
 pub mod prompt;
 pub mod report;
 pub mod retry;

@@ -232,6 +232,8 @@ pub struct Resolved {
     pub tool_config: Value,
     /// Timeouts and TLS trust for every request.
     pub transport: crate::homeserver::Transport,
+    /// The server's password rules (`password_config.policy` of the `-c` files).
+    pub password_policy: crate::policy::PasswordPolicy,
 }
 
 /// Everything a stage may use besides the record.

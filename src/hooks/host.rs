@@ -21,7 +21,7 @@ use crate::console::Level;
 use crate::homeserver::{Homeserver, HsError, Transport, read_body, transport_error};
 use crate::pipeline::Record;
 use crate::retry::Repeat;
-use crate::secret::{PASSWORD_ALPHABET, SYMBOLS, Secret, generate_password};
+use crate::secret::{PASSWORD_ALPHABET, SYMBOLS, Secret};
 use mlua::{Lua, Table, Value};
 use std::cell::RefCell;
 use std::io::Write;
@@ -53,6 +53,8 @@ pub struct Host {
     whoami: RefCell<Vec<(Secret, String)>>,
     /// No retry of a hook's request waits past this (the row's deadline).
     deadline: std::cell::Cell<Option<std::time::Instant>>,
+    /// The server's password rules: `rnmu.password` satisfies them.
+    policy: RefCell<crate::policy::PasswordPolicy>,
 }
 
 impl Host {
@@ -72,7 +74,12 @@ impl Host {
             http: RefCell::default(),
             whoami: RefCell::default(),
             deadline: std::cell::Cell::default(),
+            policy: RefCell::default(),
         }
+    }
+
+    pub fn set_password_policy(&self, policy: &crate::policy::PasswordPolicy) {
+        *self.policy.borrow_mut() = policy.clone();
     }
 
     fn policy(&self) -> crate::retry::Policy {
@@ -260,8 +267,11 @@ pub fn install(lua: &Lua, host: &Rc<Host>, opts: &HookOptions) -> mlua::Result<(
                 }
                 a
             });
-            let pw =
-                generate_password(length.unwrap_or(24), &alphabet).map_err(mlua::Error::runtime)?;
+            let pw = h
+                .policy
+                .borrow()
+                .generate(length.unwrap_or(24), &alphabet)
+                .map_err(mlua::Error::runtime)?;
             h.remember_generated(&Secret::new(pw.clone()));
             Ok(pw)
         })?,

@@ -191,6 +191,11 @@ impl LuaHooks {
         self.host.set_transport(t);
     }
 
+    /// The server's password rules, which `rnmu.password` satisfies.
+    pub fn set_password_policy(&self, policy: &crate::policy::PasswordPolicy) {
+        self.host.set_password_policy(policy);
+    }
+
     /// Secrets that hook logs must never show.
     pub fn add_redaction(&self, secret: &Secret) {
         self.host.redact(secret);

@@ -101,11 +101,25 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         Some(cfg) => (cfg.tool.clone(), cfg.hooks.clone()),
         None => (serde_json::Value::Null, Vec::new()),
     };
+    let password_policy = config
+        .as_ref()
+        .map(|cfg| crate::policy::PasswordPolicy::from_config(&cfg.merged))
+        .unwrap_or_default();
+    if let Some(why) = config
+        .as_ref()
+        .and_then(|cfg| crate::policy::password_login_off(&cfg.merged))
+    {
+        console.warn(&format!(
+            "the homeserver's config turns password login off ({why}): the account is \
+             created, but its password will not log in"
+        ));
+    }
     ctx.resolved = Some(Arc::new(Resolved {
         secret,
         config_hooks: hooks,
         tool_config: tool,
         transport,
+        password_policy,
     }));
     Ok(())
 }

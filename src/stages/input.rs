@@ -24,9 +24,11 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
     }
 
     if rec.password.as_ref().is_none_or(Secret::is_empty) && ctx.generate_missing_password {
-        let pw =
-            crate::secret::generate_password(GENERATED_LENGTH, crate::secret::PASSWORD_ALPHABET)
-                .map_err(Error::Input)?;
+        let pw = ctx
+            .resolved()?
+            .password_policy
+            .generate(GENERATED_LENGTH, crate::secret::PASSWORD_ALPHABET)
+            .map_err(Error::Input)?;
         rec.password = Some(Secret::new(pw));
         rec.password_generated = true;
     }

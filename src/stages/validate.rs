@@ -10,7 +10,7 @@ const MAX_USER_ID: usize = 255;
 /// The longest password the register endpoint accepts, in characters.
 const MAX_PASSWORD: usize = 512;
 
-pub fn run(rec: &mut Record, _ctx: &mut Ctx<'_>) -> Result<(), Error> {
+pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
     let username = rec.username.as_deref().unwrap_or("");
     check_localpart(username)?;
     match &rec.password {
@@ -24,7 +24,19 @@ pub fn run(rec: &mut Record, _ctx: &mut Ctx<'_>) -> Result<(), Error> {
         Some(p) if p.expose().contains('\0') => {
             return Err(Error::Input("the password contains a NUL character".into()));
         }
-        Some(_) => {}
+        Some(p) => {
+            // The server's own password rules, which its shared-secret
+            // endpoint does not apply.
+            let policy = &ctx.resolved()?.password_policy;
+            if let (Err((rule, key)), false) =
+                (policy.check(p.expose()), ctx.cli.ignore_password_policy)
+            {
+                return Err(Error::Input(format!(
+                    "the password breaks the server's password policy: {rule} \
+                     (password_config.policy.{key}); --ignore-password-policy registers it anyway"
+                )));
+            }
+        }
     }
     if rec.admin.is_none() {
         return Err(Error::Input(format!(

@@ -283,3 +283,91 @@ fn a_config_directory_is_read_as_synapse_reads_it() {
         .collect();
     assert_eq!(ours, theirs, "{run:#?}");
 }
+
+/// The server's password policy, from the `-c` files: a password that breaks
+/// it is refused before anything is sent; --ignore-password-policy takes it;
+/// generated passwords always pass it; a config with password login off is
+/// said to be so.
+#[test]
+fn the_servers_password_policy_is_applied() {
+    let s = synapse();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "password_config:\n  policy:\n    enabled: true\n    minimum_length: 12\n    require_digit: true\n",
+    )
+    .unwrap();
+    let with_policy = |t: Test| {
+        t.args([
+            "-c",
+            s.config.to_str().unwrap(),
+            "-c",
+            policy.to_str().unwrap(),
+        ])
+    };
+    let user = fresh("policy");
+    let run = with_policy(Test::new().args(["-u", &user, "-p", "short", "--no-admin"])).run();
+    run.code(1).one_clear_line().stderr_has(
+        "the password breaks the server's password policy: The password must be at least 12 characters long (password_config.policy.minimum_length)",
+    );
+    assert_eq!(run.stdout, "");
+    assert!(s.user(&user).is_none());
+    with_policy(Test::new().args(["-u", &user, "-p", "long-enough-but-no-digit", "--no-admin"]))
+        .run()
+        .code(1)
+        .stderr_has("must include at least one digit (password_config.policy.require_digit)");
+    with_policy(Test::new().args([
+        "-u",
+        &user,
+        "-p",
+        "short",
+        "--no-admin",
+        "--ignore-password-policy",
+    ]))
+    .run()
+    .code(0);
+    assert!(s.login(&user, "short").is_some());
+    // Generated: by the shipped hook (which asks for 24 letters and digits),
+    // and for batch rows, under a stricter policy.
+    std::fs::write(
+        &policy,
+        "password_config:\n  policy: {enabled: true, minimum_length: 40, require_digit: true, require_symbol: true, require_uppercase: true, require_lowercase: true}\n",
+    )
+    .unwrap();
+    let check = |pw: &str| {
+        assert!(pw.chars().count() >= 40, "{pw}");
+        assert!(pw.chars().any(|c| c.is_ascii_digit()), "{pw}");
+        assert!(pw.chars().any(|c| !c.is_ascii_alphanumeric()), "{pw}");
+    };
+    let hooked = fresh("policy");
+    let hook = crate::rig::root().join("hooks/generate-password.lua");
+    let run = with_policy(Test::new().args([
+        "-u",
+        &hooked,
+        "--no-admin",
+        "--json",
+        "--hook",
+        hook.to_str().unwrap(),
+    ]))
+    .run();
+    run.code(0);
+    let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    let pw = v["password"].as_str().unwrap();
+    check(pw);
+    assert!(s.login(&hooked, pw).is_some());
+    let rows = dir.path().join("u.csv");
+    let member = fresh("policy");
+    std::fs::write(&rows, format!("username\n{member}\n")).unwrap();
+    let run = with_policy(Test::new().args(["--batch", rows.to_str().unwrap(), "--json"])).run();
+    run.code(0);
+    let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    check(v["password"].as_str().unwrap());
+    // Password login off: said before anything is sent.
+    std::fs::write(&policy, "password_config:\n  enabled: false\n").unwrap();
+    let off = fresh("policy");
+    with_policy(Test::new().args(["-u", &off, "-p", "pw-login-off", "--no-admin"]))
+        .run()
+        .code(0)
+        .stderr_has("turns password login off (password_config.enabled is false): the account is created, but its password will not log in");
+}
