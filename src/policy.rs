@@ -9,6 +9,9 @@
 use crate::secret::{SYMBOLS, generate_password};
 use serde_yaml::{Mapping, Value};
 
+/// A rule: whether it is on, what a character must be, the words, the key.
+type Rule = (bool, fn(&char) -> bool, &'static str, &'static str);
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PasswordPolicy {
     pub enabled: bool,
@@ -62,7 +65,7 @@ impl PasswordPolicy {
             ));
         }
         let has = |f: fn(&char) -> bool| password.chars().any(|c| f(&c));
-        let rules: [(bool, fn(&char) -> bool, &str, &'static str); 4] = [
+        let rules: [Rule; 4] = [
             (
                 self.require_digit,
                 |c| c.is_ascii_digit(),
