@@ -14,6 +14,10 @@ use std::process::ExitCode;
 
 pub fn main() -> ExitCode {
     let args = crate::cli::expand_original_prefixes(std::env::args_os());
+    // `--generate KIND` stands alone: taken before the rest is required.
+    if let Some(code) = generate_if_asked(&args) {
+        return code;
+    }
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -45,6 +49,31 @@ pub fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// Prints what `--generate KIND` asks for, when the command line is just that.
+fn generate_if_asked(args: &[std::ffi::OsString]) -> Option<ExitCode> {
+    use clap::ValueEnum;
+    let args: Vec<&str> = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_str().unwrap_or(""))
+        .collect();
+    let value = match args.as_slice() {
+        ["--generate", v] => *v,
+        [one] => one.strip_prefix("--generate=")?,
+        _ => return None,
+    };
+    let kind = crate::cli::Generate::from_str(value, false).ok()?;
+    Some(
+        match crate::cli::generate(kind, &mut std::io::stdout().lock()) {
+            Ok(()) => ExitCode::from(exit::OK),
+            Err(e) => {
+                eprintln!("error: cannot write it: {e}");
+                ExitCode::from(exit::FAILED)
+            }
+        },
+    )
 }
 
 /// The record the command line describes, before any stage has run. The

@@ -51,7 +51,8 @@ pub struct Cli {
     #[arg(long = "password-file", value_name = "FILE")]
     pub password_file: Option<PathBuf>,
 
-    /// User type, such as `bot` or `support` (or one the server's config adds).
+    /// User type, such as `bot` or `support` (or one the server's config adds); --user-type
+    /// works too.
     #[arg(
         short = 't',
         long = "user_type",
@@ -195,10 +196,51 @@ pub struct Cli {
     #[arg(long = "timeout", value_name = "SECS", default_value = "30", value_parser = parse_secs, help_heading = "Transport")]
     pub timeout: std::time::Duration,
 
+    /// [extension] Print a man page (`man`) or a shell completion script (`bash`, `zsh`,
+    /// `fish`) made from these flags, and exit.
+    #[arg(
+        long = "generate",
+        value_name = "KIND",
+        exclusive = true,
+        help_heading = "Packaging"
+    )]
+    pub generate: Option<Generate>,
+
     /// URL of the homeserver. Default: the first plain-HTTP client listener in the
     /// config file, else http://localhost:8008.
     #[arg(value_name = "server_url")]
     pub server_url: Option<String>,
+}
+
+/// What `--generate` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Generate {
+    Man,
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// The man page or completion script for this command line.
+pub fn generate(kind: Generate, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let name = cmd.get_name().to_string();
+    match kind {
+        Generate::Man => clap_mangen::Man::new(cmd).render(out),
+        Generate::Bash => {
+            clap_complete::generate(clap_complete::Shell::Bash, &mut cmd, name, out);
+            Ok(())
+        }
+        Generate::Zsh => {
+            clap_complete::generate(clap_complete::Shell::Zsh, &mut cmd, name, out);
+            Ok(())
+        }
+        Generate::Fish => {
+            clap_complete::generate(clap_complete::Shell::Fish, &mut cmd, name, out);
+            Ok(())
+        }
+    }
 }
 
 /// The long flags of Synapse's script, which takes any unambiguous prefix of

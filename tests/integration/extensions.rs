@@ -371,3 +371,37 @@ fn the_servers_password_policy_is_applied() {
         .code(0)
         .stderr_has("turns password login off (password_config.enabled is false): the account is created, but its password will not log in");
 }
+
+/// The man page and the completions come from the same definition as
+/// --help: every flag --help names is in each.
+#[test]
+fn man_page_and_completions_name_every_flag() {
+    let help = Test::new().arg("--help").run().stdout;
+    let flags: std::collections::BTreeSet<String> = help
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        .filter(|w| w.starts_with("--") && w.len() > 3)
+        .map(str::to_string)
+        .collect();
+    assert!(flags.len() > 25, "{flags:?}");
+    let man = Test::new().args(["--generate", "man"]).run();
+    man.code(0);
+    let man = man.stdout.replace("\\-", "-");
+    assert!(man.starts_with(".ie") && man.contains(".TH register_new_matrix_user 1"));
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Test::new().args(["--generate", shell]).run();
+        out.code(0);
+        for f in &flags {
+            let name = f.trim_start_matches('-');
+            let found = if shell == "fish" {
+                out.stdout.contains(&format!("-l {name} "))
+                    || out.stdout.contains(&format!("-l {name}\n"))
+            } else {
+                out.stdout.contains(f.as_str())
+            };
+            assert!(found, "{f} missing from the {shell} completion");
+        }
+    }
+    for f in &flags {
+        assert!(man.contains(f.as_str()), "{f} missing from the man page");
+    }
+}
