@@ -65,8 +65,17 @@ fn generate_if_asked(args: &[std::ffi::OsString]) -> Option<ExitCode> {
         _ => return None,
     };
     let kind = crate::cli::Generate::from_str(value, false).ok()?;
+    // For the name the command was run as (a package may install it as another).
+    let name = std::env::args_os()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "register_new_matrix_user".into());
     Some(
-        match crate::cli::generate(kind, &mut std::io::stdout().lock()) {
+        match crate::cli::generate(kind, &name, &mut std::io::stdout().lock()) {
             Ok(()) => ExitCode::from(exit::OK),
             Err(e) => {
                 eprintln!("error: cannot write it: {e}");

@@ -221,11 +221,12 @@ pub enum Generate {
     Fish,
 }
 
-/// The man page or completion script for this command line.
-pub fn generate(kind: Generate, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+/// The man page or completion script for this command line, for the
+/// command installed as `name` (a package installs it under its own).
+pub fn generate(kind: Generate, name: &str, out: &mut dyn std::io::Write) -> std::io::Result<()> {
     use clap::CommandFactory;
-    let mut cmd = Cli::command();
-    let name = cmd.get_name().to_string();
+    let mut cmd = Cli::command().display_name(name.to_string());
+    let name = name.to_string();
     match kind {
         Generate::Man => clap_mangen::Man::new(cmd).render(out),
         Generate::Bash => {

@@ -321,7 +321,7 @@ fn the_readme_site_policy_example_does_what_it_shows() {
     std::fs::write(
         &policy,
         yaml.replace(
-            "/usr/share/register_new_matrix_user/hooks",
+            "/usr/share/register-new-matrix-user/hooks",
             hooks_dir.to_str().unwrap(),
         ),
     )
@@ -347,7 +347,7 @@ fn the_readme_site_policy_example_does_what_it_shows() {
         .run();
     run.code(1);
     let want = steps[0].1[0].replace(
-        "/usr/share/register_new_matrix_user/hooks",
+        "/usr/share/register-new-matrix-user/hooks",
         hooks_dir.to_str().unwrap(),
     );
     assert_eq!(run.stderr_unwarned().trim_end(), want, "{run:#?}");
@@ -382,7 +382,16 @@ fn the_readme_commands_do_what_they_say() {
     let commands: Vec<String> = blocks(&readme, "sh")
         .iter()
         .flat_map(|b| b.lines().map(str::to_string).collect::<Vec<_>>())
-        .filter(|l| l.contains("register_new_matrix_user") && !l.contains("/etc/matrix-synapse"))
+        // The commands that register against a server: the tool's own lines,
+        // or a password piped into it; not system changes (`sudo ...`), and
+        // not the one aimed at a real server's /etc.
+        .filter(|l| {
+            (l.starts_with("register_new_matrix_user ")
+                || l.starts_with("target/release/register_new_matrix_user ")
+                || (l.starts_with("printf ")
+                    && l.contains("| target/release/register_new_matrix_user ")))
+                && !l.contains("/etc/matrix-synapse")
+        })
         .collect();
     assert_eq!(commands.len(), 2, "{commands:?}");
     let bin = assert_cmd::cargo::cargo_bin!("register_new_matrix_user");

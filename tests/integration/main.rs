@@ -12,6 +12,7 @@ mod hooks;
 mod hostile;
 mod hygiene;
 mod limits;
+mod package;
 mod prompts;
 mod rig;
 mod servers;
