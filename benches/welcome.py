@@ -118,7 +118,8 @@ bare_m, tool_m = statistics.median(bare), statistics.median(tool)
 print(f"welcome.lua, exempted bot, {USERS} users, --jobs {JOBS}, median of {ROUNDS} alternating rounds")
 print(f"  bare client (register, createRoom, send): {bare_m:7.1f} users/s   rounds: {', '.join(f'{x:.1f}' for x in bare)}")
 print(f"  this tool, --batch --hook welcome.lua:    {tool_m:7.1f} users/s   rounds: {', '.join(f'{x:.1f}' for x in tool)}")
-print(f"  ratio: {tool_m / bare_m:.2f} of the bare client")
+ratios = [t / b for b, t in zip(bare, tool)]
+print(f"  ratio per round: {', '.join(f'{r:.2f}' for r in ratios)}; median {statistics.median(ratios):.2f} of the bare client")
 
 if SLOW_USERS > 0:
     slow_bot = bot("slowbot", False)
