@@ -429,7 +429,7 @@ fn site_policy_from_the_config() {
     std::fs::write(
         &policy,
         format!(
-            "register_new_matrix_user:\n  hooks: [{}, {}]\n  username_policy:\n    also_reserved: [ceo]\n    min_length: 4\n  generate_password:\n    length: 32\n",
+            "register_new_matrix_user:\n  hooks: [{}, {}]\n  username_policy:\n    also_reserved: [ceo]\n    min_length: 4\n    pattern: \"^[a-z]\"\n  generate_password:\n    length: 32\n",
             shipped("username-policy.lua"),
             shipped("generate-password.lua"),
         ),
