@@ -96,14 +96,9 @@ impl Host {
             return Ok(id.clone());
         }
         let path = "/_matrix/client/v3/account/whoami";
-        let (status, j) = self
-            .homeserver()?
-            .request("GET", path, Some(token), None, Repeat::Safe)
-            .map_err(|e| mlua::Error::runtime(self.masked(&e.to_string())))?;
-        let id = match (status, str_field(&j, "user_id")) {
-            (200, Some(id)) => id,
-            _ => return Err(answered("GET", path, status, &j)),
-        };
+        let id = str_field(&get_ok(self, path, token)?, "user_id").ok_or_else(|| {
+            mlua::Error::runtime(format!("GET {path} answered without a user_id"))
+        })?;
         self.whoami.borrow_mut().push((token.clone(), id.clone()));
         Ok(id)
     }
@@ -527,6 +522,26 @@ fn call_status(
         .map_err(|e| mlua::Error::runtime(host.masked(&e.to_string())))
 }
 
+/// A GET, which may always be sent again: the status and the body.
+fn get(host: &Host, path: &str, token: &Secret) -> mlua::Result<(u16, serde_json::Value)> {
+    call_status(
+        host,
+        "GET",
+        path,
+        token,
+        serde_json::Value::Null,
+        Repeat::Safe,
+    )
+}
+
+/// A GET that must answer 200: its body.
+fn get_ok(host: &Host, path: &str, token: &Secret) -> mlua::Result<serde_json::Value> {
+    match get(host, path, token)? {
+        (200, json) => Ok(json),
+        (status, json) => Err(answered("GET", path, status, &json)),
+    }
+}
+
 fn answered(method: &str, path: &str, status: u16, json: &serde_json::Value) -> mlua::Error {
     let code = json.get("errcode").and_then(|v| v.as_str()).unwrap_or("");
     let err = json.get("error").and_then(|v| v.as_str()).unwrap_or("");
@@ -573,14 +588,7 @@ fn dm(host: &Host, token: &Secret, user_id: &str) -> mlua::Result<(String, bool)
     }
     let alias = format!("#{alias_local}:{server}");
     let path = format!("/_matrix/client/v3/directory/room/{}", segment(&alias));
-    let j = call(
-        host,
-        "GET",
-        &path,
-        token,
-        serde_json::Value::Null,
-        Repeat::Safe,
-    )?;
+    let j = get_ok(host, &path, token)?;
     let room = str_field(&j, "room_id")
         .ok_or_else(|| mlua::Error::runtime(format!("{alias} did not resolve to a room ID")))?;
     // The alias must be this account's own chat: it is a member.
@@ -589,14 +597,7 @@ fn dm(host: &Host, token: &Secret, user_id: &str) -> mlua::Result<(String, bool)
         segment(&room),
         segment(&me)
     );
-    match call_status(
-        host,
-        "GET",
-        &member,
-        token,
-        serde_json::Value::Null,
-        Repeat::Safe,
-    )? {
+    match get(host, &member, token)? {
         (200, j) if str_field(&j, "membership").as_deref() == Some("join") => Ok((room, true)),
         _ => Err(mlua::Error::runtime(format!(
             "the direct chat's alias {alias} belongs to a room {me} is not in"
@@ -617,14 +618,7 @@ fn sent_before(
         "/_matrix/client/v3/rooms/{}/messages?dir=b&limit=50",
         segment(room_id)
     );
-    let j = call(
-        host,
-        "GET",
-        &path,
-        token,
-        serde_json::Value::Null,
-        Repeat::Safe,
-    )?;
+    let j = get_ok(host, &path, token)?;
     let events = j.get("chunk").and_then(|c| c.as_array());
     Ok(events.into_iter().flatten().find_map(|ev| {
         let mine = ev.get("sender").and_then(|v| v.as_str()) == Some(me)
@@ -751,14 +745,7 @@ fn matrix_module(lua: &Lua, host: &Rc<Host>) -> mlua::Result<Table> {
             let token = Secret::new(token);
             let room_id = if room.starts_with('#') {
                 let path = format!("/_matrix/client/v3/directory/room/{}", segment(&room));
-                let j = call(
-                    &h,
-                    "GET",
-                    &path,
-                    &token,
-                    serde_json::Value::Null,
-                    Repeat::Safe,
-                )?;
+                let j = get_ok(&h, &path, &token)?;
                 str_field(&j, "room_id").ok_or_else(|| {
                     mlua::Error::runtime(format!("{room} did not resolve to a room ID"))
                 })?
