@@ -13,7 +13,7 @@ const AFTER_HELP: &str = "\
 Exit status:
   0  the user was registered (or already existed, with --exists-ok); with --batch, every row
   1  the registration failed: bad input, bad config, server error or refusal; with --batch,
-     any row that did not end registered
+     any row that did not end registered (an incomplete row too: run the same command again)
   2  the command line could not be parsed, or a config file could not be opened
   3  the account was created, but a step after that failed (see the message)
 
