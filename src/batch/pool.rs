@@ -200,10 +200,18 @@ fn run_row(
     let fields = match row.fields {
         Ok(f) => f,
         Err(why) => {
-            return (
-                rejected(line, username, format!("line {line}: {why}")),
-                false,
-            );
+            let mut r = rejected(line, username, format!("line {line}: {why}"));
+            // The account is as an earlier run recorded it: this row cannot
+            // change that, and its line must not read as the user's outcome.
+            if let Some(p) = prior.filter(|p| p.status != Status::Rejected) {
+                r.status = p.status;
+                r.user_id = p.user_id.clone();
+                r.undone = p.undone.clone();
+                r.error = Some(format!(
+                    "line {line}: {why}; left as an earlier run recorded it"
+                ));
+            }
+            return (r, false);
         }
     };
     let key = journal::key(fields.username.as_deref().unwrap_or(""));

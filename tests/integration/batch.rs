@@ -705,3 +705,48 @@ fn generated_passwords_without_a_results_file_are_printed_once() {
         assert!(!run.stderr.contains(pw));
     }
 }
+
+/// A row an earlier run left incomplete that now has a bad field keeps the
+/// recorded state: its line does not turn the user's outcome into `rejected`.
+#[test]
+fn a_bad_field_on_a_rerun_does_not_hide_an_incomplete_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = write(
+        dir.path(),
+        "down.lua",
+        "return { before_post = function() if rnmu.env('DOWN') == '1' then error('down') end end }",
+    );
+    let u = fresh("keep");
+    let out = dir.path().join("out.jsonl");
+    let good = write(
+        dir.path(),
+        "good.csv",
+        &format!("username,password,admin\n{u},pw-keep,no\n"),
+    );
+    let bad = write(
+        dir.path(),
+        "bad.csv",
+        &format!("username,password,admin\n{u},pw-keep,maybe\n"),
+    );
+    let hook_arg = [
+        "--hook",
+        hook.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    batch(&good).args(hook_arg).env("DOWN", "1").run().code(1);
+    batch(&bad).args(hook_arg).run().code(1);
+    let lines = results(&std::fs::read_to_string(&out).unwrap());
+    let last = &last_by_user(&lines)[&u];
+    assert_eq!(last["status"], "incomplete", "{lines:?}");
+    assert!(
+        last["error"]
+            .as_str()
+            .unwrap()
+            .contains("left as an earlier run recorded it")
+    );
+    // Fixed, it is finished.
+    batch(&good).args(hook_arg).run().code(0);
+    let lines = results(&std::fs::read_to_string(&out).unwrap());
+    assert_eq!(last_by_user(&lines)[&u]["status"], "registered");
+}
