@@ -28,8 +28,6 @@ pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(600);
 /// the original's): enough that a batch through 15 % faults on every request
 /// ends with every row done.
 pub const BATCH_RETRIES: u32 = 10;
-/// The default for `--deadline`.
-pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(3600);
 
 /// Whether a request may be sent again after its answer was lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,8 +266,11 @@ impl Waits {
             }
         };
         if tell {
+            let setting = synapse_setting(what)
+                .map(|s| format!(", in Synapse's {s}"))
+                .unwrap_or_default();
             let mut line = format!(
-                "warning: the server rate-limits {what} (429 M_LIMIT_EXCEEDED): waiting {}",
+                "warning: the server rate-limits {what} (429 M_LIMIT_EXCEEDED{setting}): waiting {}",
                 secs(wait)
             );
             let left = self.rows_left.load(Ordering::Relaxed);
@@ -335,6 +336,24 @@ pub fn endpoint(what: &str) -> String {
     format!("{method} {}", out.join("/"))
         .trim_start()
         .to_string()
+}
+
+/// The homeserver.yaml setting behind Synapse's limit on an endpoint.
+fn synapse_setting(what: &str) -> Option<&'static str> {
+    let path = what.split_once(' ').map_or(what, |(_, p)| p);
+    Some(if path.ends_with("/login") {
+        "rc_login"
+    } else if path.ends_with("/createRoom") {
+        "rc_room_creation and rc_message"
+    } else if path.contains("/send/") {
+        "rc_message"
+    } else if path.ends_with("/invite") {
+        "rc_invites"
+    } else if path.contains("/join/") {
+        "rc_joins"
+    } else {
+        return None;
+    })
 }
 
 /// How an operator lifts a limit, by the kind of request: logins are
@@ -423,6 +442,19 @@ mod tests {
         // A refusal is final.
         let no = status(403, Some("M_FORBIDDEN"), None);
         assert_eq!(p.decide(&no, 0, Repeat::Safe, None), Err(GiveUp::Final));
+    }
+
+    #[test]
+    fn limits_are_named_by_their_setting() {
+        assert_eq!(
+            synapse_setting("POST /_matrix/client/v3/createRoom"),
+            Some("rc_room_creation and rc_message")
+        );
+        assert_eq!(
+            synapse_setting("PUT /_matrix/client/v3/rooms/{id}/send/m.room.message/{key}"),
+            Some("rc_message")
+        );
+        assert_eq!(synapse_setting("GET /_synapse/admin/v1/register"), None);
     }
 
     #[test]
