@@ -35,6 +35,8 @@ use std::time::Duration;
 pub const MAX_JSON: usize = 4 << 20;
 
 pub struct Host {
+    /// The hook's deadline, which waiting on the network does not use up.
+    limits: Rc<super::sandbox::Limits>,
     level: Level,
     transport: RefCell<Transport>,
     /// Secrets of the whole run (the shared secret).
@@ -58,8 +60,9 @@ pub struct Host {
 }
 
 impl Host {
-    pub fn new(opts: &HookOptions) -> Self {
+    pub fn new(opts: &HookOptions, limits: Rc<super::sandbox::Limits>) -> Self {
         Host {
+            limits,
             level: opts.level,
             transport: RefCell::new(Transport {
                 timeout: opts.http_timeout,
@@ -429,9 +432,10 @@ fn http_request(lua: &Lua, host: &Host, req: Table) -> mlua::Result<Table> {
     };
     let what = format!("{method_name} {url}");
     let deadline = host.deadline.get();
+    let policy = host.policy();
     let answer = match host
-        .policy()
-        .run(&what, repeat, deadline, &|| None, attempt)
+        .limits
+        .off_the_clock(|| policy.run(&what, repeat, deadline, &|| None, attempt))
     {
         Ok(a) => a,
         Err(HsError::Status {
@@ -518,7 +522,8 @@ fn call_status(
 ) -> mlua::Result<(u16, serde_json::Value)> {
     let hs = host.homeserver()?;
     let body = (!body.is_null()).then_some(body);
-    hs.request(method, path, Some(token), body.as_ref(), repeat)
+    host.limits
+        .off_the_clock(|| hs.request(method, path, Some(token), body.as_ref(), repeat))
         .map_err(|e| mlua::Error::runtime(host.masked(&e.to_string())))
 }
 
@@ -658,9 +663,10 @@ fn matrix_module(lua: &Lua, host: &Rc<Host>) -> mlua::Result<Table> {
                 None => repeat_for(&method),
             };
             let token = token.map(Secret::new);
+            let hs = h.homeserver()?;
             let (status, json) = h
-                .homeserver()?
-                .request(&method, &path, token.as_ref(), body.as_ref(), repeat)
+                .limits
+                .off_the_clock(|| hs.request(&method, &path, token.as_ref(), body.as_ref(), repeat))
                 .map_err(|e| mlua::Error::runtime(h.masked(&e.to_string())))?;
             let out = lua.create_table()?;
             out.set("status", status)?;

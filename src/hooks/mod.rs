@@ -82,7 +82,7 @@ impl LuaHooks {
             hook: "(engine)".into(),
             message: format!("cannot start Lua: {e}"),
         })?;
-        let host = Rc::new(host::Host::new(opts));
+        let host = Rc::new(host::Host::new(opts, limits.clone()));
         host::install(&lua, &host, opts).map_err(|e| Error::Hook {
             hook: "(engine)".into(),
             message: format!("cannot install the host API: {e}"),

@@ -71,6 +71,19 @@ impl Limits {
         self.timed_out.get() || self.deadline.get().is_none_or(|d| Instant::now() > d)
     }
 
+    /// Runs `f` (a host call waiting on the network: requests, their
+    /// retries and rate-limit waits) off the hook's clock: the deadline
+    /// moves on by the time it took. Such waits are bounded by the request
+    /// timeout, the retry policy and the row's deadline instead.
+    pub fn off_the_clock<R>(&self, f: impl FnOnce() -> R) -> R {
+        let start = Instant::now();
+        let r = f();
+        if let Some(d) = self.deadline.get() {
+            self.deadline.set(Some(d + start.elapsed()));
+        }
+        r
+    }
+
     /// The same, for host code that runs long (pattern matching): the call
     /// is then marked as timed out, as the instruction check would.
     fn out_of_time(&self) -> bool {

@@ -351,3 +351,48 @@ fn inputs_that_never_end_are_refused() {
     run.code(1)
         .stderr_has("brackets nest deeper than 64 levels");
 }
+
+/// Time a hook spends waiting on the network is off its clock: two requests
+/// to a server that takes 1.5 s each, under a 1 s hook deadline, and the
+/// hook's own work after them, all finish.
+#[test]
+fn waiting_on_the_network_is_off_the_hooks_clock() {
+    let slow = stub("127.0.0.1:0", |_, _| {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        http("200 OK", "", "{}")
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let hook = dir.path().join("slow.lua");
+    std::fs::write(
+        &hook,
+        format!(
+            "return {{ before_input = function()\n\
+               for i = 1, 2 do assert(rnmu.http.request{{url = '{}/x'}}.status == 200) end\n\
+               local n = 0 for i = 1, 200000 do n = n + i end\n\
+             end }}",
+            slow.url
+        ),
+    )
+    .unwrap();
+    Test::new()
+        .args([
+            "-u",
+            "erin",
+            "-p",
+            "pw-slow",
+            "--no-admin",
+            "--dry-run",
+            "--hook-timeout",
+            "1",
+        ])
+        .args([
+            "--hook",
+            hook.to_str().unwrap(),
+            "-k",
+            "stub-shared-secret",
+            &slow.url,
+        ])
+        .hang_after(60)
+        .run()
+        .code(0);
+}
