@@ -9,7 +9,8 @@
 //! the hooks' own code and reading the record back.
 
 use rnmu::hooks::{HookOptions, LuaHooks};
-use rnmu::pipeline::{HookCall, HookPoint, Hooks, NoHooks, Record, Stage};
+use rnmu::record::{HookCall, HookPoint, Record, Stage};
+use rnmu::runner::{Hooks, NoHooks};
 use rnmu::secret::Secret;
 use std::time::Instant;
 

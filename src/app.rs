@@ -4,10 +4,13 @@
 use crate::cli::Cli;
 use crate::console::{Console, Level};
 use crate::error::{Error, exit};
-use crate::hooks::{HookOptions, LuaHooks};
-use crate::pipeline::{Ctx, Outcome, Record, Resolved, Runner, Stage};
+use crate::hooks::{add_config_hooks, cli_hooks};
+use crate::options::{Mode, Options};
 use crate::prompt::Terminal;
-use crate::secret::Secret;
+use crate::record::{Outcome, Record};
+use crate::runner::Runner;
+use crate::stages::Ctx;
+use crate::stages::input::record_from_options;
 use clap::Parser;
 use std::io::Write;
 use std::process::ExitCode;
@@ -37,10 +40,20 @@ pub fn main() -> ExitCode {
         let _ = e.print();
         return ExitCode::from(exit::USAGE);
     }
+    if cli.plan && !cli.ensure && cli.rollback.is_none() {
+        let e = clap::Error::raw(
+            clap::error::ErrorKind::MissingRequiredArgument,
+            "--plan shows what --ensure or --rollback would do: give one of them\n",
+        );
+        let _ = e.print();
+        return ExitCode::from(exit::USAGE);
+    }
     let console = Console::new(Level::from_flags(cli.quiet, cli.verbose), cli.json);
-    let result = match &cli.batch {
-        Some(path) => crate::batch::run(&cli, path, &console),
-        None => run(&cli, &console).map(|()| exit::OK),
+    let opts = cli.options();
+    let result = match (&opts.batch, &opts.rollback) {
+        (Some(path), _) => crate::batch::run(&opts, path, &console),
+        (None, Some(results)) => crate::batch::rollback::run(&opts, results, &console),
+        (None, None) => run(&opts, &console),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -85,106 +98,49 @@ fn generate_if_asked(args: &[std::ffi::OsString]) -> Option<ExitCode> {
     )
 }
 
-/// The record the command line describes, before any stage has run. The
-/// password file is read here, so `before_input` hooks see its password.
-pub fn record_from_cli(cli: &Cli, console: &Console) -> Result<Record, Error> {
-    let password = match &cli.password_file {
-        Some(path) => {
-            if path.as_os_str() != "-" {
-                crate::stages::config::warn_if_world_readable(path, "the password file", console);
-            }
-            Some(crate::stages::input::read_password_file(path)?)
-        }
-        None => {
-            if cli.password.is_some() {
-                console.warn(
-                    "-p puts the password in the process list, where other local users can read it; \
-                     prefer --password-file - (reads standard input)",
-                );
-            }
-            cli.password.clone().map(Secret::new)
-        }
-    };
-    Ok(Record {
-        username: cli.user.clone(),
-        password,
-        displayname: cli.displayname.clone(),
-        admin: match (cli.admin, cli.no_admin) {
-            (true, _) => Some(true),
-            (_, true) => Some(false),
-            _ => None,
-        },
-        user_type: cli.user_type.clone(),
-        server_url: cli.server_url.clone(),
-        ..Record::default()
-    })
-}
-
-pub fn hook_options(cli: &Cli, level: Level) -> HookOptions {
-    HookOptions {
-        unsafe_libs: cli.hook_unsafe,
-        timeout: cli.hook_timeout,
-        memory: (cli.hook_memory as usize) << 20,
-        level,
-        ..HookOptions::default()
-    }
-}
-
-/// Hooks from `--hook`, in command-line order.
-pub fn cli_hooks(cli: &Cli, level: Level) -> Result<LuaHooks, Error> {
-    let mut hooks = LuaHooks::new(&hook_options(cli, level))?;
-    for f in &cli.hooks {
-        hooks.load(f)?;
-    }
-    Ok(hooks)
-}
-
-/// Adds what the config stage resolved: the config's own hooks (after those
-/// from `--hook`), `rnmu.config`, and the shared secret to mask in hook logs.
-pub fn add_config_hooks(hooks: &mut LuaHooks, resolved: &Resolved) -> Result<(), Error> {
-    hooks.add_redaction(&resolved.secret);
-    hooks.set_password_policy(&resolved.password_policy);
-    hooks.set_transport(&resolved.transport);
-    hooks.set_config(&resolved.tool_config)?;
-    for f in &resolved.config_hooks {
-        hooks.load(f)?;
-    }
-    Ok(())
-}
-
 /// One registration from the command line. With `--json`, its result is
-/// printed as a JSON line whatever happened.
-pub fn run(cli: &Cli, console: &Console) -> Result<(), Error> {
+/// printed as a JSON line whatever happened. The exit status: 0, or with
+/// `--plan`, [`exit::CHANGES`] when something would change.
+pub fn run(opts: &Options, console: &Console) -> Result<u8, Error> {
     let mut rec = Record::default();
-    let result = run_one(cli, console, &mut rec);
-    if cli.json {
-        let report = crate::report::Report::of(&rec, &result);
+    let result = run_one(opts, console, &mut rec);
+    let report = crate::report::Report::of(&rec, &result);
+    if opts.json {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{}", report.to_json_line());
     }
-    result
+    result?;
+    if opts.plan {
+        if !opts.json {
+            console.status_always(&crate::report::plan_line(&report));
+        }
+        if report.would_change() {
+            return Ok(exit::CHANGES);
+        }
+    }
+    Ok(exit::OK)
 }
 
-fn run_one(cli: &Cli, console: &Console, rec: &mut Record) -> Result<(), Error> {
-    let mut hooks = cli_hooks(cli, console.level())?;
+fn run_one(opts: &Options, console: &Console, rec: &mut Record) -> Result<(), Error> {
+    let mut hooks = cli_hooks(opts, console.level())?;
     let mut prompter = Terminal;
-    let mut ctx = Ctx::new(cli, console, &mut prompter);
+    let mut ctx = Ctx::new(opts, console, &mut prompter);
     ctx.start_deadline();
-    *rec = record_from_cli(cli, console)?;
+    *rec = record_from_options(opts, console)?;
 
-    Runner::new(&mut hooks, cli.dry_run).run(&[Stage::Config], rec, &mut ctx)?;
+    let stages = crate::backend::stages(ctx.mode);
+    Runner::new(&mut hooks, opts.dry_run).run(&stages[..1], rec, &mut ctx)?;
     let resolved = ctx.resolved()?;
     add_config_hooks(&mut hooks, &resolved)?;
 
-    let stages: &[Stage] = if cli.dry_run {
-        &Stage::DRY_RUN
-    } else {
-        &Stage::ALL
-    };
-    Runner::new(&mut hooks, cli.dry_run).run(&stages[1..], rec, &mut ctx)?;
-    if cli.dry_run {
-        rec.outcome = Some(Outcome::DryRun);
-        console.status(&dry_run_report(rec)?);
+    Runner::new(&mut hooks, opts.dry_run).run(&stages[1..], rec, &mut ctx)?;
+    match ctx.mode {
+        Mode::DryRun => {
+            rec.outcome = Some(Outcome::DryRun);
+            console.status(&dry_run_report(rec)?);
+        }
+        Mode::Plan => rec.outcome = Some(Outcome::Planned),
+        _ => {}
     }
     Ok(())
 }

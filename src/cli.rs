@@ -16,6 +16,7 @@ Exit status:
      any row that did not end registered (an incomplete row too: run the same command again)
   2  the command line could not be parsed, or a config file could not be opened
   3  the account was created, but a step after that failed (see the message)
+  4  --plan: something would be created or changed (0: nothing would)
 
 Give the password without putting it in argv:
   printf %s \"$pw\" | register_new_matrix_user -u alice --password-file - -c homeserver.yaml";
@@ -160,7 +161,7 @@ pub struct Cli {
         requires = "batch",
         help_heading = "Batch and machine-readable output"
     )]
-    pub batch_format: Option<crate::batch::reader::Format>,
+    pub batch_format: Option<crate::options::Format>,
 
     /// [extension] How many rows of a batch run at once.
     #[arg(long = "jobs", short = 'j', value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256), help_heading = "Batch and machine-readable output")]
@@ -196,6 +197,65 @@ pub struct Cli {
     #[arg(long = "timeout", value_name = "SECS", default_value = "30", value_parser = parse_secs, help_heading = "Transport")]
     pub timeout: std::time::Duration,
 
+    /// [extension] The access token of a server admin, in FILE (surrounding whitespace is
+    /// stripped), for --ensure, --plan and --rollback. The config section may give
+    /// `admin_token_path` instead.
+    #[arg(
+        long = "admin-token-file",
+        value_name = "FILE",
+        help_heading = "Desired state"
+    )]
+    pub admin_token_file: Option<PathBuf>,
+
+    /// [extension] Create the user when missing; otherwise bring the existing account to what the
+    /// flags or the batch row say (admin, user type, display name, emails, avatar, rooms,
+    /// active), leaving everything they do not give alone. Needs an admin token.
+    #[arg(long = "ensure", help_heading = "Desired state")]
+    pub ensure: bool,
+
+    /// [extension] With --ensure or --rollback: read the server and print what would be created
+    /// or changed, changing nothing. Exit status 4 when something would change.
+    #[arg(long = "plan", help_heading = "Desired state")]
+    pub plan: bool,
+
+    /// [extension] Deactivate every account the results file RESULTS records as created by its
+    /// runs (accounts that existed before are left alone). Asks first; --yes without a terminal.
+    #[arg(
+        long = "rollback",
+        value_name = "RESULTS",
+        conflicts_with_all = ["batch", "user", "ensure"],
+        help_heading = "Desired state"
+    )]
+    pub rollback: Option<PathBuf>,
+
+    /// [extension] With --rollback: also ask the server to erase the accounts (their messages
+    /// are hidden from new members, their profile removed).
+    #[arg(long = "erase", requires = "rollback", help_heading = "Desired state")]
+    pub erase: bool,
+
+    /// [extension] With --rollback: do not ask.
+    #[arg(long = "yes", requires = "rollback", help_heading = "Desired state")]
+    pub yes: bool,
+
+    /// [extension] With --ensure: the user's avatar, an mxc:// URI or a local image file
+    /// (uploaded once).
+    #[arg(
+        long = "avatar",
+        value_name = "MXC|FILE",
+        requires = "ensure",
+        help_heading = "Desired state"
+    )]
+    pub avatar: Option<String>,
+
+    /// [extension] With --ensure: a room, space or alias the user must have joined (repeatable).
+    /// Nobody is made to leave a room.
+    #[arg(long = "room", value_name = "ROOM", action = ArgAction::Append, requires = "ensure", help_heading = "Desired state")]
+    pub rooms: Vec<String>,
+
+    /// [extension] With --ensure: an email address of the user (repeatable): the exact set.
+    #[arg(long = "email", value_name = "ADDRESS", action = ArgAction::Append, requires = "ensure", help_heading = "Desired state")]
+    pub emails: Vec<String>,
+
     /// [extension] Print a man page (`man`) or a shell completion script (`bash`, `zsh`,
     /// `fish`) made from these flags, and exit.
     #[arg(
@@ -210,6 +270,55 @@ pub struct Cli {
     /// config file, else http://localhost:8008.
     #[arg(value_name = "server_url")]
     pub server_url: Option<String>,
+}
+
+impl Cli {
+    /// What the layers below the command line read.
+    pub fn options(&self) -> crate::options::Options {
+        crate::options::Options {
+            user: self.user.clone(),
+            exists_ok: self.exists_ok,
+            password: self.password.clone(),
+            password_file: self.password_file.clone(),
+            user_type: self.user_type.clone(),
+            admin: match (self.admin, self.no_admin) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            },
+            config: self.config.clone(),
+            shared_secret: self.shared_secret.clone(),
+            shared_secret_file: self.shared_secret_file.clone(),
+            ignore_password_policy: self.ignore_password_policy,
+            displayname: self.displayname.clone(),
+            hooks: self.hooks.clone(),
+            hook_unsafe: self.hook_unsafe,
+            hook_timeout: self.hook_timeout,
+            hook_memory: self.hook_memory,
+            dry_run: self.dry_run,
+            retries: self.retries,
+            max_wait: self.max_wait,
+            deadline: self.deadline,
+            batch: self.batch.clone(),
+            batch_format: self.batch_format,
+            jobs: self.jobs,
+            output: self.output.clone(),
+            json: self.json,
+            cacert: self.cacert.clone(),
+            insecure: self.insecure,
+            timeout: self.timeout,
+            server_url: self.server_url.clone(),
+            admin_token_file: self.admin_token_file.clone(),
+            ensure: self.ensure,
+            plan: self.plan,
+            rollback: self.rollback.clone(),
+            erase: self.erase,
+            yes: self.yes,
+            avatar: self.avatar.clone(),
+            rooms: self.rooms.clone(),
+            emails: self.emails.clone(),
+        }
+    }
 }
 
 /// What `--generate` prints.

@@ -2,8 +2,8 @@
 //! printed and the exit status.
 
 use crate::console::Console;
-use crate::homeserver::HsError;
-use crate::pipeline::Stage;
+use crate::record::{Stage, Undone};
+use serde_json::Value;
 
 /// Exit statuses (documented in `--help` and the README).
 pub mod exit {
@@ -12,7 +12,12 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// The account exists on the server, but a later step failed.
     pub const AFTER_CREATE: u8 = 3;
+    /// `--plan`: something would be created or changed.
+    pub const CHANGES: u8 = 4;
 }
+
+/// The errcode of a taken username.
+pub const USER_IN_USE: &str = "M_USER_IN_USE";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -56,13 +61,15 @@ pub enum Error {
     Output(String),
 
     /// Something failed after the account was created; the account stays.
-    #[error("the account {user_id} was created, but {step} failed: {cause}{}", left_undone(.left))]
+    #[error("the account {user_id} {}, but {step} failed: {cause}{}", if *.existed { "exists" } else { "was created" }, left_undone(.left))]
     AfterCreate {
         user_id: String,
+        /// It existed before this run (`--ensure`), rather than being created.
+        existed: bool,
         step: String,
         cause: String,
         /// What a rerun has to finish.
-        undone: Box<crate::pipeline::Undone>,
+        undone: Box<Undone>,
         /// The same, in words.
         left: String,
     },
@@ -151,5 +158,256 @@ impl Error {
             _ => return false,
         }
         true
+    }
+}
+
+/// A request that failed: what the server answered, or why it could not
+/// be reached. Every one names the URL and the cause in one line, and none
+/// carries a secret.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HsError {
+    /// The server answered with a status other than 200.
+    #[error("{url} answered {status} {reason}{}", detail(.errcode, .error))]
+    Status {
+        url: String,
+        status: u16,
+        reason: &'static str,
+        errcode: Option<String>,
+        error: Option<String>,
+        /// Whether the body was JSON at all (a proxy may answer with HTML).
+        json: bool,
+        retry_after_ms: Option<u64>,
+        /// The answer's JSON body, for callers that read more of it.
+        body: Option<Box<Value>>,
+    },
+    #[error("cannot reach {url}: {cause}")]
+    Connect {
+        url: String,
+        cause: String,
+        /// Whether the request may have reached the server (the connection
+        /// was made); false when it surely did not.
+        sent: bool,
+    },
+    #[error("{url} did not answer within {secs} s")]
+    Timeout { url: String, secs: u64 },
+    #[error("{url} answered 200 with an unexpected body: {cause}")]
+    Body { url: String, cause: String },
+    /// The retry policy stopped waiting.
+    #[error("{cause} ({why})")]
+    GaveUp { cause: Box<HsError>, why: String },
+}
+
+fn detail(errcode: &Option<String>, error: &Option<String>) -> String {
+    match (errcode, error) {
+        (Some(c), Some(e)) => format!(": {c}: {e}"),
+        (None, Some(e)) => format!(": {e}"),
+        (Some(c), None) => format!(": {c}"),
+        (None, None) => String::new(),
+    }
+}
+
+impl HsError {
+    pub fn errcode(&self) -> Option<&str> {
+        match self {
+            HsError::Status { errcode, .. } => errcode.as_deref(),
+            HsError::GaveUp { cause, .. } => cause.errcode(),
+            _ => None,
+        }
+    }
+}
+
+/// What a failed request means, decided on the status and `errcode` where the
+/// servers give one, and on the text only where none does (an unknown nonce,
+/// registration turned off). Checked against the answers of Synapse,
+/// Dendrite and tuwunel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// `M_USER_IN_USE`: the localpart is taken.
+    UserInUse,
+    /// The nonce expired or was used: fetch another and sign again.
+    StaleNonce,
+    /// 429 / `M_LIMIT_EXCEEDED`: wait and try again.
+    RateLimited,
+    /// A 5xx, a timeout or a lost connection: try again later.
+    Transient,
+    /// 403: the MAC did not match (a wrong shared secret, or a MAC the
+    /// server computes differently).
+    BadMac,
+    /// Shared-secret registration is turned off on the server.
+    Disabled,
+    /// 404 / `M_UNRECOGNIZED`: the endpoint is not served at this URL.
+    NotServed,
+    /// Anything else: final.
+    Final,
+}
+
+pub fn verdict(e: &HsError) -> Verdict {
+    let (status, errcode, text) = match e {
+        HsError::Status {
+            status,
+            errcode,
+            error,
+            ..
+        } => (
+            *status,
+            errcode.as_deref().unwrap_or(""),
+            error.as_deref().unwrap_or("").to_ascii_lowercase(),
+        ),
+        HsError::Connect { .. } | HsError::Timeout { .. } => return Verdict::Transient,
+        HsError::Body { .. } | HsError::GaveUp { .. } => return Verdict::Final,
+    };
+    if errcode == "M_USER_IN_USE" {
+        Verdict::UserInUse
+    } else if status == 429 || errcode == "M_LIMIT_EXCEEDED" {
+        Verdict::RateLimited
+    } else if status >= 500 {
+        Verdict::Transient
+    } else if (status == 400 || status == 403)
+        && text.contains("nonce")
+        && !text.contains("must be specified")
+        && matches!(
+            errcode,
+            "" | "M_UNKNOWN" | "M_INVALID_PARAM" | "M_FORBIDDEN"
+        )
+    {
+        Verdict::StaleNonce
+    } else if text.contains("secret")
+        && (text.contains("not enabled") || text.contains("not configured"))
+    {
+        Verdict::Disabled
+    } else if status == 403 {
+        Verdict::BadMac
+    } else if status == 404 || errcode == "M_UNRECOGNIZED" {
+        Verdict::NotServed
+    } else {
+        Verdict::Final
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, errcode: Option<&str>, error: &str) -> HsError {
+        HsError::Status {
+            url: "u".into(),
+            status,
+            reason: "",
+            errcode: errcode.map(str::to_string),
+            error: Some(error.into()),
+            json: true,
+            retry_after_ms: None,
+            body: None,
+        }
+    }
+
+    #[test]
+    fn verdicts_for_synapse_dendrite_and_tuwunel() {
+        use Verdict::*;
+        let cases = [
+            // Synapse
+            (
+                answer(400, Some("M_USER_IN_USE"), "User ID already taken."),
+                UserInUse,
+            ),
+            (answer(403, Some("M_FORBIDDEN"), "HMAC incorrect"), BadMac),
+            (
+                answer(400, Some("M_UNKNOWN"), "unrecognised nonce"),
+                StaleNonce,
+            ),
+            (
+                answer(
+                    400,
+                    Some("M_UNKNOWN"),
+                    "Shared secret registration is not enabled",
+                ),
+                Disabled,
+            ),
+            (answer(400, Some("M_UNKNOWN"), "Invalid user type"), Final),
+            (
+                answer(400, Some("M_BAD_JSON"), "nonce must be specified"),
+                Final,
+            ),
+            (
+                answer(
+                    400,
+                    Some("M_INVALID_USERNAME"),
+                    "User ID can only contain characters a-z, 0-9, or '=_-./+'",
+                ),
+                Final,
+            ),
+            (
+                answer(404, Some("M_UNRECOGNIZED"), "Unrecognized request"),
+                NotServed,
+            ),
+            (
+                answer(429, Some("M_LIMIT_EXCEEDED"), "Too Many Requests"),
+                RateLimited,
+            ),
+            (answer(502, None, ""), Transient),
+            // tuwunel
+            (
+                answer(400, Some("M_USER_IN_USE"), "User ID is not available"),
+                UserInUse,
+            ),
+            (
+                answer(403, Some("M_FORBIDDEN"), "HMAC check failed"),
+                BadMac,
+            ),
+            (
+                answer(
+                    400,
+                    Some("M_INVALID_PARAM"),
+                    "Unrecognised or expired nonce",
+                ),
+                StaleNonce,
+            ),
+            (
+                answer(403, Some("M_FORBIDDEN"), "Unrecognised or expired nonce"),
+                StaleNonce,
+            ),
+            (
+                answer(
+                    400,
+                    Some("M_UNKNOWN"),
+                    "Shared-secret registration is not enabled",
+                ),
+                Disabled,
+            ),
+            (
+                answer(
+                    404,
+                    Some("M_NOT_FOUND"),
+                    "Shared-secret registration is not configured",
+                ),
+                Disabled,
+            ),
+            // Dendrite
+            (answer(403, Some("M_FORBIDDEN"), "HMAC incorrect"), BadMac),
+            (
+                answer(
+                    400,
+                    Some("M_USER_IN_USE"),
+                    "Desired user ID is already taken.",
+                ),
+                UserInUse,
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(verdict(&e), want, "{e}");
+        }
+        let down = HsError::Connect {
+            url: "u".into(),
+            cause: "refused".into(),
+            sent: false,
+        };
+        assert_eq!(verdict(&down), Transient);
+        assert_eq!(
+            verdict(&HsError::Timeout {
+                url: "u".into(),
+                secs: 1
+            }),
+            Transient
+        );
     }
 }

@@ -19,6 +19,15 @@ pub trait Prompter {
     fn password(&mut self, prompt: &str) -> Result<Secret, Error>;
 }
 
+/// Asks a yes/no question on the terminal; only `y` or `yes` is a yes.
+pub fn confirm(question: &str) -> Result<bool, Error> {
+    let answer = Terminal.text(&format!("{question} [y/N]"), None)?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
 /// Prompts on the terminal, or reads standard input when it is not one.
 #[derive(Debug, Default)]
 pub struct Terminal;

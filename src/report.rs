@@ -2,8 +2,9 @@
 //! output, and of the batch results file (`--output`).
 
 use crate::error::Error;
-use crate::pipeline::{Outcome, Record, Undone};
+use crate::record::{Outcome, Record, Undone};
 use crate::secret::Secret;
+use crate::state::{Changes, describe};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +29,14 @@ pub enum Status {
     /// was skipped. Never a user's outcome: that is the last line for the
     /// username with any other status.
     Duplicate,
+    /// `--ensure`: the account existed; `changes` says what changed.
+    Updated,
+    /// `--ensure`: the account existed and was as the input says.
+    Unchanged,
+    /// `--rollback` (or `active: false`): the account was deactivated.
+    Deactivated,
+    /// `--plan`: what would happen (`exists`, `changes`); nothing changed.
+    Plan,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,6 +59,12 @@ pub struct Report {
     /// With `duplicate`: the line of the row whose username this repeats.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate_of: Option<usize>,
+    /// `--ensure`, `--plan`: whether the account existed before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exists: Option<bool>,
+    /// `--ensure`, `--plan`: each field changed (or to change), `from` and `to`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Changes>,
 }
 
 impl Report {
@@ -64,6 +79,8 @@ impl Report {
             password: None,
             undone: None,
             duplicate_of: None,
+            exists: None,
+            changes: None,
         }
     }
 
@@ -74,6 +91,17 @@ impl Report {
                 match rec.outcome {
                     Some(Outcome::Exists) => Status::Exists,
                     Some(Outcome::DryRun) => Status::DryRun,
+                    Some(Outcome::Planned) => Status::Plan,
+                    Some(Outcome::Unchanged) => Status::Unchanged,
+                    Some(Outcome::Updated)
+                        if rec
+                            .changes
+                            .get("active")
+                            .is_some_and(|c| c.to == serde_json::Value::Bool(false)) =>
+                    {
+                        Status::Deactivated
+                    }
+                    Some(Outcome::Updated) => Status::Updated,
                     _ => Status::Registered,
                 },
                 None,
@@ -92,16 +120,36 @@ impl Report {
             error,
             undone,
             duplicate_of: None,
+            // A missing account declared inactive is not created: nothing to do.
+            exists: rec.exists.filter(|e| *e || !rec.skips_creation()),
+            changes: (rec.exists.is_some() && !rec.changes.is_empty()).then(|| rec.changes.clone()),
             // Nobody but this report knows a generated password; a rejected
-            // row or a dry run created no account, so there is nothing to keep.
+            // row or a dry run created no account, and an account that
+            // existed keeps the password it had, so there is nothing to keep.
             password: rec.password.clone().filter(|_| {
                 rec.password_generated
                     && !matches!(
                         status,
-                        Status::Rejected | Status::DryRun | Status::Duplicate
+                        Status::Rejected
+                            | Status::DryRun
+                            | Status::Duplicate
+                            | Status::Exists
+                            | Status::Plan
+                            | Status::Updated
+                            | Status::Unchanged
+                            | Status::Deactivated
                     )
+                    && !(status == Status::Incomplete
+                        && rec.exists == Some(true)
+                        && !rec.created_here)
             }),
         }
+    }
+
+    /// With `--plan`: whether anything would be created or changed.
+    pub fn would_change(&self) -> bool {
+        self.status == Status::Plan
+            && (self.exists == Some(false) || self.changes.as_ref().is_some_and(|c| !c.is_empty()))
     }
 
     pub fn to_json_line(&self) -> String {
@@ -112,9 +160,7 @@ impl Report {
 
 fn status_of(e: &Error) -> Status {
     match e {
-        Error::Server(h) if h.errcode() == Some(crate::stages::submit::USER_IN_USE) => {
-            Status::Exists
-        }
+        Error::Server(h) if h.errcode() == Some(crate::error::USER_IN_USE) => Status::Exists,
         Error::Server(_) | Error::Output(_) => Status::Failed,
         Error::Again { .. } => Status::Failed,
         Error::Hinted { cause, .. } => status_of(cause),
@@ -124,5 +170,27 @@ fn status_of(e: &Error) -> Status {
         | Error::Hook { .. }
         | Error::Config(_)
         | Error::Usage(_) => Status::Rejected,
+    }
+}
+
+/// One line of a plan, read at a glance: `+` creates, `~` changes, `-`
+/// deactivates, and a blank what stays as it is.
+pub fn plan_line(r: &Report) -> String {
+    let who = r
+        .user_id
+        .clone()
+        .or_else(|| r.username.clone())
+        .unwrap_or_else(|| "?".into());
+    let changes = r.changes.clone().unwrap_or_default();
+    let words: Vec<String> = changes.iter().map(|(f, c)| describe(f, c)).collect();
+    let deactivate = changes
+        .get("active")
+        .is_some_and(|c| c.to == serde_json::Value::Bool(false));
+    match (r.exists, words.is_empty()) {
+        (Some(false), true) => format!("+ {who}: create"),
+        (Some(false), false) => format!("+ {who}: create with {}", words.join(", ")),
+        (_, true) => format!("  {who}: nothing to change"),
+        _ if deactivate => format!("- {who}: deactivate"),
+        _ => format!("~ {who}: {}", words.join("; ")),
     }
 }

@@ -14,7 +14,7 @@
 //! endpoint once, and any long wait, and shows on the progress line what
 //! the run is waiting for.
 
-use crate::homeserver::{HsError, Verdict, verdict};
+use crate::error::{HsError, Verdict, verdict};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

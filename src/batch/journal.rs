@@ -29,7 +29,10 @@ pub struct Prior {
     pub user_id: Option<String>,
     pub password: Option<Secret>,
     /// With `incomplete`: what is left to do.
-    pub undone: Option<crate::pipeline::Undone>,
+    pub undone: Option<crate::record::Undone>,
+    /// Some line records the account as created by a run with this file
+    /// (`registered`, `incomplete`): what `--rollback` undoes.
+    pub created: bool,
 }
 
 pub struct Journal {
@@ -121,7 +124,12 @@ impl Journal {
                 user_id: None,
                 password: None,
                 undone: None,
+                created: false,
             });
+            entry.created |= matches!(r.status, Status::Registered | Status::Incomplete);
+            if r.status == Status::Deactivated {
+                entry.created = false;
+            }
             entry.status = r.status;
             entry.undone = r.undone;
             entry.user_id = r.user_id.or(entry.user_id.take());
@@ -145,6 +153,19 @@ impl Journal {
             file: Mutex::new(file),
             prior,
         })
+    }
+
+    /// The accounts runs with this file created and no rollback has
+    /// deactivated yet, by username, in a stable order.
+    pub fn created(&self) -> Vec<(String, Prior)> {
+        let mut out: Vec<(String, Prior)> = self
+            .prior
+            .iter()
+            .filter(|(_, p)| p.created)
+            .map(|(k, p)| (k.clone(), p.clone()))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 
     pub fn prior(&self, username: &str) -> Option<&Prior> {

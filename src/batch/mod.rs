@@ -15,20 +15,23 @@ pub mod journal;
 mod pool;
 pub mod progress;
 pub mod reader;
+pub mod rollback;
 mod seen;
 
-use crate::app;
-use crate::cli::Cli;
 use crate::console::{Console, Level};
 use crate::error::{Error, exit};
-use crate::pipeline::{Ctx, Runner, Stage};
+use crate::hooks::cli_hooks;
+use crate::options::{Mode, Options};
 use crate::prompt::NoPrompts;
+use crate::runner::Runner;
+use crate::stages::Ctx;
+use crate::stages::input::record_from_options;
 use reader::Format;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 /// Runs the batch the command line names; the exit status.
-pub fn run(cli: &Cli, path: &Path, console: &Console) -> Result<u8, Error> {
+pub fn run(cli: &Options, path: &Path, console: &Console) -> Result<u8, Error> {
     let format = match cli.batch_format.or_else(|| Format::from_path(path)) {
         Some(f) => f,
         None => {
@@ -39,20 +42,14 @@ pub fn run(cli: &Cli, path: &Path, console: &Console) -> Result<u8, Error> {
         }
     };
     let rows = reader::open(path, format)?;
-
-    // The config stage, once, with the hooks given by --hook.
-    let mut template = app::record_from_cli(cli, console)?;
-    let mut no_prompts = NoPrompts;
-    let mut ctx = Ctx::new(cli, console, &mut no_prompts);
-    let mut hooks = app::cli_hooks(cli, console.level())?;
-    Runner::new(&mut hooks, cli.dry_run).run(&[Stage::Config], &mut template, &mut ctx)?;
-    let resolved = ctx.resolved()?;
-    drop(hooks);
-
-    let journal = match (&cli.output, cli.dry_run) {
+    let journal = match (&cli.output, cli.dry_run || cli.plan) {
         (Some(p), false) => Some(journal::Journal::open(p)?),
         (Some(_), true) => {
-            console.warn("--dry-run leaves the --output file alone");
+            console.warn(if cli.plan {
+                "--plan leaves the --output file alone"
+            } else {
+                "--dry-run leaves the --output file alone"
+            });
             None
         }
         (None, _) => None,
@@ -63,6 +60,31 @@ pub fn run(cli: &Cli, path: &Path, console: &Console) -> Result<u8, Error> {
         .is_ok_and(|m| m.is_file())
         .then(|| count_rows(path, format))
         .flatten();
+    run_rows(cli, rows, total, journal.as_ref(), console)
+}
+
+/// Runs rows through the pipeline, concurrently: the config stage once,
+/// then every row from the input stage on; the exit status.
+pub fn run_rows(
+    cli: &Options,
+    rows: reader::Rows,
+    total: Option<u64>,
+    journal: Option<&journal::Journal>,
+    console: &Console,
+) -> Result<u8, Error> {
+    // The config stage, once, with the hooks given by --hook.
+    let mut template = record_from_options(cli, console)?;
+    let mut no_prompts = NoPrompts;
+    let mut ctx = Ctx::new(cli, console, &mut no_prompts);
+    ctx.start_deadline();
+    let mut hooks = cli_hooks(cli, console.level())?;
+    Runner::new(&mut hooks, cli.dry_run).run(
+        &crate::backend::stages(ctx.mode)[..1],
+        &mut template,
+        &mut ctx,
+    )?;
+    let resolved = ctx.resolved()?;
+    drop(hooks);
     let progress = std::sync::Arc::new(progress::Progress::new(
         console.level() == Level::Quiet,
         total,
@@ -84,7 +106,7 @@ pub fn run(cli: &Cli, path: &Path, console: &Console) -> Result<u8, Error> {
         level: console.level(),
         resolved,
         template,
-        journal: journal.as_ref(),
+        journal,
         progress: &progress,
         json: cli.json,
         rows: std::sync::Mutex::new(pool::RowSource::new(rows, total)),
@@ -96,16 +118,45 @@ pub fn run(cli: &Cli, path: &Path, console: &Console) -> Result<u8, Error> {
     if console.level() >= Level::Normal {
         let secs = elapsed.as_secs_f64().max(1e-9);
         let done = s.rows() - s.skipped;
-        let mut line = format!(
-            "batch: {} rows in {:.1} s ({}/s): {} registered, {} exists, {} rejected, {} failed",
-            s.rows(),
-            secs,
-            progress::rate(done as f64 / secs),
-            s.registered,
-            s.exists,
-            s.rejected,
-            s.failed
-        );
+        let mode = Mode::of(cli);
+        let mut line = if mode == Mode::Plan {
+            format!(
+                "plan: {} rows in {:.1} s: {} to create, {} to change, {} unchanged, {} rejected, {} failed",
+                s.rows(),
+                secs,
+                s.to_create,
+                s.to_change,
+                s.unchanged,
+                s.rejected,
+                s.failed
+            )
+        } else if cli.rollback.is_some() {
+            format!(
+                "rollback: {} accounts in {:.1} s: {} deactivated, {} already inactive or gone, {} failed",
+                s.rows(),
+                secs,
+                s.deactivated,
+                s.unchanged,
+                s.failed + s.rejected
+            )
+        } else {
+            format!(
+                "batch: {} rows in {:.1} s ({}/s): {} registered, {} exists, {} rejected, {} failed",
+                s.rows(),
+                secs,
+                progress::rate(done as f64 / secs),
+                s.registered,
+                s.exists,
+                s.rejected,
+                s.failed
+            )
+        };
+        if mode == Mode::Ensure && cli.rollback.is_none() {
+            line.push_str(&format!(
+                ", {} updated, {} unchanged",
+                s.updated, s.unchanged
+            ));
+        }
         if s.incomplete > 0 {
             line.push_str(&format!(
                 ", {} incomplete (registered, a later step undone: run the same command again)",
@@ -127,6 +178,8 @@ pub fn run(cli: &Cli, path: &Path, console: &Console) -> Result<u8, Error> {
     Ok(
         if s.rejected + s.failed + s.incomplete + s.duplicate > 0 || exists_bad {
             exit::FAILED
+        } else if s.to_create + s.to_change > 0 {
+            exit::CHANGES
         } else {
             exit::OK
         },

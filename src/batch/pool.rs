@@ -6,22 +6,24 @@ use super::journal::{self, Journal};
 use super::progress::Progress;
 use super::reader::{Fields, Row, Rows};
 use super::seen::Seen;
-use crate::app;
-use crate::cli::Cli;
 use crate::console::{Console, Level};
 use crate::error::Error;
 use crate::hooks::LuaHooks;
-use crate::pipeline::{Ctx, HookCall, HookPoint, Hooks, Outcome, Record, Resolved, Runner, Stage};
+use crate::hooks::{add_config_hooks, cli_hooks};
+use crate::options::{Mode, Options};
 use crate::prompt::NoPrompts;
+use crate::record::{HookCall, HookPoint, Outcome, Record, Stage};
 use crate::report::{Report, Status};
+use crate::runner::{Hooks, Runner};
 use crate::secret::Secret;
+use crate::stages::{Ctx, Resolved};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// What every worker shares.
 pub struct Shared<'a> {
-    pub cli: &'a Cli,
+    pub cli: &'a Options,
     pub level: Level,
     pub resolved: Arc<Resolved>,
     /// The record the command line describes: the defaults for every row.
@@ -124,8 +126,8 @@ fn worker(shared: &Shared<'_>) -> Result<(), Error> {
     let cli = shared.cli;
     let console = Console::new(shared.level, true);
     console.silence_status();
-    let mut lua = app::cli_hooks(cli, shared.level)?;
-    app::add_config_hooks(&mut lua, &shared.resolved)?;
+    let mut lua = cli_hooks(cli, shared.level)?;
+    add_config_hooks(&mut lua, &shared.resolved)?;
     let mut hooks = RowHooks {
         lua,
         journal: shared.journal,
@@ -139,11 +141,7 @@ fn worker(shared: &Shared<'_>) -> Result<(), Error> {
     ctx.retries = cli.retries.unwrap_or(crate::retry::BATCH_RETRIES);
     ctx.generate_missing_password = true;
     ctx.reveal_generated = false;
-    let stages: &[Stage] = if cli.dry_run {
-        &Stage::DRY_RUN[1..]
-    } else {
-        &Stage::ALL[1..]
-    };
+    let stages = &crate::backend::stages(ctx.mode)[1..];
 
     loop {
         if shared.stop.load(Ordering::Relaxed) {
@@ -184,10 +182,12 @@ fn run_row(
     let prior = username
         .as_deref()
         .and_then(|k| shared.journal.and_then(|j| j.prior(k)));
-    // Done by an earlier run: left alone, whatever the row says now.
-    if let Some(p) = prior
-        .filter(|p| p.status == Status::Registered || (p.status == Status::Exists && cli.exists_ok))
-    {
+    let ensure = ctx.mode == Mode::Ensure;
+    // Done by an earlier run: left alone, whatever the row says now (with
+    // --ensure, the account is read again and brought to what it says).
+    if let Some(p) = prior.filter(|p| {
+        !ensure && (p.status == Status::Registered || (p.status == Status::Exists && cli.exists_ok))
+    }) {
         let done = Report {
             line: Some(line),
             username,
@@ -215,8 +215,16 @@ fn run_row(
         }
     };
     let key = journal::key(fields.username.as_deref().unwrap_or(""));
-    let mut rec = record(&shared.template, fields);
-    if let Some(p) = prior.filter(|p| p.status == Status::Incomplete) {
+    let mut rec = record(&shared.template, fields, ensure);
+    if let Some(p) = prior.filter(|p| {
+        // With --ensure, a change left undone is planned again by a rerun;
+        // hooks left undone, or a session, are finished as without it.
+        p.status == Status::Incomplete
+            && (!ensure
+                || p.undone
+                    .as_ref()
+                    .is_some_and(|u| u.from.is_some() || u.live_session))
+    }) {
         return (finish_incomplete(rec, p, line, key, hooks, ctx), false);
     }
     if let Some(p) = prior.filter(|p| matches!(p.status, Status::Pending | Status::Failed)) {
@@ -265,7 +273,17 @@ fn finish_incomplete(
         rec.password_generated = true;
     }
     ctx.rerun = true;
-    let result = rerun_steps(&mut rec, &undone, hooks, ctx);
+    let result = if ctx.mode == Mode::Ensure {
+        // The account is read again, so the apply stage makes what is left.
+        Runner::new(hooks, false)
+            .run(&[Stage::Read], &mut rec, ctx)
+            .and_then(|()| {
+                rec.outcome = Some(Outcome::Registered);
+                rerun_steps(&mut rec, &undone, hooks, ctx)
+            })
+    } else {
+        rerun_steps(&mut rec, &undone, hooks, ctx)
+    };
     ctx.rerun = false;
     let mut r = Report::of(&rec, &result);
     if r.status != Status::Registered && r.status != Status::Incomplete {
@@ -284,7 +302,7 @@ fn finish_incomplete(
 
 fn rerun_steps(
     rec: &mut Record,
-    undone: &crate::pipeline::Undone,
+    undone: &crate::record::Undone,
     hooks: &mut RowHooks<'_>,
     ctx: &mut Ctx<'_>,
 ) -> Result<(), Error> {
@@ -304,11 +322,16 @@ fn rerun_steps(
     let from = undone
         .from
         .as_deref()
-        .and_then(crate::pipeline::HookPoint::parse);
+        .and_then(crate::record::HookPoint::parse);
+    let after: &[Stage] = if ctx.mode == Mode::Ensure {
+        &[Stage::Apply, Stage::Post]
+    } else {
+        &[Stage::Post]
+    };
     let mut runner = Runner::new(hooks, false);
     match from {
-        Some(p) => runner.resume(p, rec, ctx),
-        None => runner.run(&[], rec, ctx),
+        Some(p) => runner.resume(p, after, rec, ctx),
+        None => runner.run(&after[..after.len() - 1], rec, ctx),
     }
 }
 
@@ -336,7 +359,9 @@ fn duplicate(line: usize, key: &str, first: usize) -> Report {
 }
 
 /// A row's record: the command line's defaults, overlaid by the row.
-fn record(template: &Record, f: Fields) -> Record {
+/// Without `--ensure`, its fields (emails, rooms, avatar, active) are
+/// free-form columns for hooks, as any other.
+fn record(template: &Record, f: Fields, ensure: bool) -> Record {
     let mut rec = template.clone();
     rec.username = f.username;
     if let Some(p) = f.password {
@@ -345,12 +370,34 @@ fn record(template: &Record, f: Fields) -> Record {
     if f.displayname.is_some() {
         rec.displayname = f.displayname;
     }
-    // Nobody can be asked in a batch: not an admin unless something says so.
-    rec.admin = f.admin.or(template.admin).or(Some(false));
+    // Nobody can be asked in a batch: not an admin unless something says so
+    // (with --ensure, an admin flag nothing gives is left as it is).
+    rec.admin = f.admin.or(template.admin);
+    if !ensure {
+        rec.admin = rec.admin.or(Some(false));
+    }
     if f.user_type.is_some() {
         rec.user_type = f.user_type;
     }
     rec.extra = f.extra;
+    if ensure {
+        rec.emails = f.emails.or(rec.emails);
+        rec.rooms = f.rooms.or(rec.rooms);
+        rec.avatar = f.avatar.or(rec.avatar);
+        rec.active = f.active.or(rec.active);
+    } else {
+        let free = [
+            ("emails", f.emails.map(serde_json::Value::from)),
+            ("rooms", f.rooms.map(serde_json::Value::from)),
+            ("avatar", f.avatar.map(serde_json::Value::from)),
+            ("active", f.active.map(serde_json::Value::from)),
+        ];
+        for (k, v) in free {
+            if let Some(v) = v {
+                rec.extra.insert(k.into(), v);
+            }
+        }
+    }
     rec
 }
 

@@ -23,6 +23,11 @@ struct Counts {
     dry_run: AtomicUsize,
     incomplete: AtomicUsize,
     duplicate: AtomicUsize,
+    updated: AtomicUsize,
+    unchanged: AtomicUsize,
+    deactivated: AtomicUsize,
+    to_create: AtomicUsize,
+    to_change: AtomicUsize,
 }
 
 pub struct Progress {
@@ -50,6 +55,15 @@ pub struct Summary {
     pub incomplete: usize,
     /// Rows that repeat an earlier row's username.
     pub duplicate: usize,
+    /// `--ensure`: accounts that existed and were changed.
+    pub updated: usize,
+    /// `--ensure`, `--plan`: accounts that were as the input says.
+    pub unchanged: usize,
+    pub deactivated: usize,
+    /// `--plan`: accounts that would be created.
+    pub to_create: usize,
+    /// `--plan`: accounts that would be changed.
+    pub to_change: usize,
 }
 
 impl Summary {
@@ -62,6 +76,11 @@ impl Summary {
             + self.dry_run
             + self.incomplete
             + self.duplicate
+            + self.updated
+            + self.unchanged
+            + self.deactivated
+            + self.to_create
+            + self.to_change
     }
 }
 
@@ -117,6 +136,12 @@ impl Progress {
             (_, Status::Incomplete) => &c.incomplete,
             (_, Status::Duplicate) => &c.duplicate,
             (_, Status::Failed | Status::Pending) => &c.failed,
+            (_, Status::Updated) => &c.updated,
+            (_, Status::Unchanged) => &c.unchanged,
+            (_, Status::Deactivated) => &c.deactivated,
+            (_, Status::Plan) if !report.would_change() => &c.unchanged,
+            (_, Status::Plan) if report.exists == Some(false) => &c.to_create,
+            (_, Status::Plan) => &c.to_change,
         };
         counter.fetch_add(1, Ordering::Relaxed);
         if let Some(t) = self.total {
@@ -174,6 +199,12 @@ impl Progress {
         if s.skipped > 0 {
             t.push_str(&format!("  done before {}", s.skipped));
         }
+        if s.updated + s.unchanged > 0 {
+            t.push_str(&format!(
+                "  updated {}  unchanged {}",
+                s.updated, s.unchanged
+            ));
+        }
         if let Some((what, left)) = self.waits.waiting() {
             t.push_str(&format!(
                 "  waiting {} on a rate limit ({what})",
@@ -195,6 +226,11 @@ impl Progress {
             dry_run: get(&c.dry_run),
             incomplete: get(&c.incomplete),
             duplicate: get(&c.duplicate),
+            updated: get(&c.updated),
+            unchanged: get(&c.unchanged),
+            deactivated: get(&c.deactivated),
+            to_create: get(&c.to_create),
+            to_change: get(&c.to_change),
         }
     }
 

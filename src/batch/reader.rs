@@ -11,25 +11,7 @@ use serde_json::{Map, Value};
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Csv,
-    Jsonl,
-    Yaml,
-}
-
-impl Format {
-    /// The format a file name's extension names.
-    pub fn from_path(path: &Path) -> Option<Format> {
-        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
-        match ext.as_str() {
-            "csv" => Some(Format::Csv),
-            "jsonl" | "ndjson" | "json" => Some(Format::Jsonl),
-            "yaml" | "yml" => Some(Format::Yaml),
-            _ => None,
-        }
-    }
-}
+pub use crate::options::Format;
 
 /// One row's fields, as the file gives them.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -39,6 +21,12 @@ pub struct Fields {
     pub displayname: Option<String>,
     pub admin: Option<bool>,
     pub user_type: Option<String>,
+    /// `--ensure`'s fields: lists in JSON Lines and YAML, space-separated
+    /// values in CSV.
+    pub emails: Option<Vec<String>>,
+    pub rooms: Option<Vec<String>>,
+    pub avatar: Option<String>,
+    pub active: Option<bool>,
     pub extra: Map<String, Value>,
 }
 
@@ -411,7 +399,11 @@ pub fn fields(
             "password" => text(&key, value).map(|v| f.password = v),
             "displayname" => text(&key, value).map(|v| f.displayname = v),
             "user_type" => text(&key, value).map(|v| f.user_type = v),
-            "admin" => boolean(value).map(|v| f.admin = v),
+            "admin" => boolean(&key, value).map(|v| f.admin = v),
+            "active" => boolean(&key, value).map(|v| f.active = v),
+            "avatar" => text(&key, value).map(|v| f.avatar = v),
+            "emails" => list(&key, value).map(|v| f.emails = v),
+            "rooms" => list(&key, value).map(|v| f.rooms = v),
             _ => {
                 f.extra.insert(key, value);
                 Ok(())
@@ -435,7 +427,27 @@ fn text(key: &str, v: Value) -> Result<Option<String>, String> {
     }
 }
 
-fn boolean(v: Value) -> Result<Option<bool>, String> {
+/// A list: a JSON or YAML list of strings, or text of space-separated
+/// values (a CSV cell). An empty cell is no list: the field is not managed;
+/// an empty JSON list is one: the set is empty.
+fn list(key: &str, v: Value) -> Result<Option<Vec<String>>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) if s.trim().is_empty() => Ok(None),
+        Value::String(s) => Ok(Some(s.split_whitespace().map(str::to_string).collect())),
+        Value::Array(items) => items
+            .into_iter()
+            .map(|i| match i {
+                Value::String(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+                other => Err(format!("{key} lists {}, not text", json_kind(&other))),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        other => Err(format!("{key} is {}, not a list", json_kind(&other))),
+    }
+}
+
+fn boolean(key: &str, v: Value) -> Result<Option<bool>, String> {
     match v {
         Value::Null => Ok(None),
         Value::Bool(b) => Ok(Some(b)),
@@ -444,12 +456,12 @@ fn boolean(v: Value) -> Result<Option<bool>, String> {
             "true" | "yes" | "y" | "1" => Ok(Some(true)),
             "false" | "no" | "n" | "0" => Ok(Some(false)),
             _ => Err(format!(
-                "admin is {s:?}, not a boolean (true/false, yes/no, 1/0)"
+                "{key} is {s:?}, not a boolean (true/false, yes/no, 1/0)"
             )),
         },
         Value::Number(n) if n.as_u64() == Some(1) => Ok(Some(true)),
         Value::Number(n) if n.as_u64() == Some(0) => Ok(Some(false)),
-        other => Err(format!("admin is {}, not a boolean", json_kind(&other))),
+        other => Err(format!("{key} is {}, not a boolean", json_kind(&other))),
     }
 }
 

@@ -18,8 +18,9 @@
 use super::HookOptions;
 use super::convert::{json_to_lua, lua_to_json};
 use crate::console::Level;
-use crate::homeserver::{Homeserver, HsError, Transport, read_body, transport_error};
-use crate::pipeline::Record;
+use crate::error::HsError;
+use crate::homeserver::{Homeserver, Transport, read_body, transport_error};
+use crate::record::Record;
 use crate::retry::Repeat;
 use crate::secret::{PASSWORD_ALPHABET, SYMBOLS, Secret};
 use mlua::{Lua, Table, Value};
@@ -57,6 +58,9 @@ pub struct Host {
     deadline: std::cell::Cell<Option<std::time::Instant>>,
     /// The server's password rules: `rnmu.password` satisfies them.
     policy: RefCell<crate::policy::PasswordPolicy>,
+    /// A server admin's token, for `rnmu.matrix.request{admin = true}`:
+    /// never handed to Lua.
+    admin_token: RefCell<Option<Secret>>,
 }
 
 impl Host {
@@ -78,7 +82,16 @@ impl Host {
             whoami: RefCell::default(),
             deadline: std::cell::Cell::default(),
             policy: RefCell::default(),
+            admin_token: RefCell::default(),
         }
+    }
+
+    /// The admin token requests with `admin = true` carry; masked in logs.
+    pub fn set_admin_token(&self, token: Option<&Secret>) {
+        if let Some(t) = token {
+            self.redact(t);
+        }
+        *self.admin_token.borrow_mut() = token.cloned();
     }
 
     pub fn set_password_policy(&self, policy: &crate::policy::PasswordPolicy) {
@@ -662,7 +675,21 @@ fn matrix_module(lua: &Lua, host: &Rc<Host>) -> mlua::Result<Table> {
                 Some(false) => Repeat::IfUnsent,
                 None => repeat_for(&method),
             };
-            let token = token.map(Secret::new);
+            let admin: Option<bool> = req.get("admin")?;
+            let token = match (token, admin.unwrap_or(false)) {
+                (Some(_), true) => {
+                    return Err(mlua::Error::runtime(
+                        "rnmu.matrix.request: give either token or admin = true, not both",
+                    ));
+                }
+                (None, true) => Some(h.admin_token.borrow().clone().ok_or_else(|| {
+                    mlua::Error::runtime(
+                        "rnmu.matrix.request{admin = true}: the run has no admin token \
+                         (--admin-token-file, or admin_token_path in the config)",
+                    )
+                })?),
+                (t, false) => t.map(Secret::new),
+            };
             let hs = h.homeserver()?;
             let (status, json) = h
                 .limits

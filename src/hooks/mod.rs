@@ -22,7 +22,8 @@ mod sandbox;
 
 use crate::console::Level;
 use crate::error::Error;
-use crate::pipeline::{HookCall, HookPoint, Hooks, Record, Stage};
+use crate::record::{HookCall, HookPoint, Record, Stage};
+use crate::runner::Hooks;
 use crate::secret::Secret;
 use mlua::{Function, Lua, Table, Value};
 use std::collections::HashMap;
@@ -329,4 +330,40 @@ impl LuaHooks {
         ctx.raw_set("rerun", call.rerun)?;
         Ok(ctx)
     }
+}
+
+pub fn hook_options(cli: &crate::options::Options, level: Level) -> HookOptions {
+    HookOptions {
+        unsafe_libs: cli.hook_unsafe,
+        timeout: cli.hook_timeout,
+        memory: (cli.hook_memory as usize) << 20,
+        level,
+        ..HookOptions::default()
+    }
+}
+
+/// Hooks from `--hook`, in command-line order.
+pub fn cli_hooks(cli: &crate::options::Options, level: Level) -> Result<LuaHooks, Error> {
+    let mut hooks = LuaHooks::new(&hook_options(cli, level))?;
+    for f in &cli.hooks {
+        hooks.load(f)?;
+    }
+    Ok(hooks)
+}
+
+/// Adds what the config stage resolved: the config's own hooks (after those
+/// from `--hook`), `rnmu.config`, and the shared secret to mask in hook logs.
+pub fn add_config_hooks(
+    hooks: &mut LuaHooks,
+    resolved: &crate::stages::Resolved,
+) -> Result<(), Error> {
+    hooks.add_redaction(&resolved.secret);
+    hooks.host.set_admin_token(resolved.admin_token.as_ref());
+    hooks.set_password_policy(&resolved.password_policy);
+    hooks.set_transport(&resolved.transport);
+    hooks.set_config(&resolved.tool_config)?;
+    for f in &resolved.config_hooks {
+        hooks.load(f)?;
+    }
+    Ok(())
 }

@@ -2,12 +2,16 @@
 //! fields, and the rules for reading a hook's changes back.
 //!
 //! Hooks may change `username`, `password`, `displayname`, `admin`,
-//! `user_type`, `server_url`, `extra`, `want_session` and
-//! `password_generated`. The fields the stages fill in (`nonce`, `mac`,
-//! `user_id`, `access_token`, `device_id`, `outcome`) are shown but
-//! read-only: changing one is an error naming it.
+//! `user_type`, `server_url`, `extra`, `want_session`,
+//! `password_generated`, and `--ensure`'s `emails`, `rooms`, `avatar` and
+//! `active` (all of these up to `before_validate`), and `changes` (after
+//! the read stage: the changes the apply stage makes). The fields the stages
+//! fill in (`nonce`, `mac`, `user_id`, `access_token`, `device_id`,
+//! `outcome`, `exists`, `current`) are shown but read-only: changing one is
+//! an error naming it.
 
-use crate::pipeline::{Outcome, Record};
+use super::convert::{json_to_lua, lua_to_json};
+use crate::record::{Outcome, Record};
 use crate::secret::Secret;
 use mlua::{Lua, Table, Value};
 
@@ -26,6 +30,9 @@ fn outcome_name(o: Outcome) -> &'static str {
         Outcome::Registered => "registered",
         Outcome::Exists => "exists",
         Outcome::DryRun => "dry_run",
+        Outcome::Updated => "updated",
+        Outcome::Unchanged => "unchanged",
+        Outcome::Planned => "plan",
     }
 }
 
@@ -63,7 +70,85 @@ pub fn to_lua(lua: &Lua, rec: &Record) -> mlua::Result<Table> {
     )?;
     t.raw_set("device_id", rec.device_id.as_deref())?;
     t.raw_set("outcome", rec.outcome.map(outcome_name))?;
+    let list = |l: &Option<Vec<String>>| -> mlua::Result<Value> {
+        match l {
+            None => Ok(Value::Nil),
+            Some(items) => Ok(Value::Table(
+                lua.create_sequence_from(items.iter().map(String::as_str))?,
+            )),
+        }
+    };
+    t.raw_set("emails", list(&rec.emails)?)?;
+    t.raw_set("rooms", list(&rec.rooms)?)?;
+    t.raw_set("avatar", rec.avatar.as_deref())?;
+    t.raw_set("active", rec.active)?;
+    t.raw_set("exists", rec.exists)?;
+    if let Some(a) = &rec.account {
+        let json = serde_json::to_value(a).map_err(mlua::Error::external)?;
+        t.raw_set("current", json_to_lua(lua, &json)?)?;
+    }
+    if rec.exists.is_some() {
+        let json = serde_json::to_value(&rec.changes).map_err(mlua::Error::external)?;
+        let changes = match json_to_lua(lua, &json)? {
+            // An empty map reads as an empty table either way.
+            Value::Table(c) => c,
+            _ => lua.create_table()?,
+        };
+        t.raw_set("changes", changes)?;
+    }
     Ok(t)
+}
+
+/// The changes a hook left, read back: a table of field name to
+/// `{from = ..., to = ...}`; a field it removed is vetoed.
+fn changes(t: &Table) -> Result<crate::state::Changes, String> {
+    let v = get(t, "changes")?;
+    let json = match &v {
+        Value::Nil => return Ok(crate::state::Changes::new()),
+        Value::Table(_) => {
+            lua_to_json(&v).map_err(|e| format!("record.changes cannot be read: {e}"))?
+        }
+        other => return Err(wrong("changes", "a table", other)),
+    };
+    let map = match json {
+        serde_json::Value::Object(m) => m,
+        serde_json::Value::Array(a) if a.is_empty() => serde_json::Map::new(),
+        _ => return Err("record.changes must be a table of field names".into()),
+    };
+    let mut out = crate::state::Changes::new();
+    for (field, c) in map {
+        if !crate::state::FIELDS.contains(&field.as_str()) {
+            return Err(format!(
+                "record.changes.{field}: not a field --ensure manages ({})",
+                crate::state::FIELDS.join(", ")
+            ));
+        }
+        let change: crate::state::Change = serde_json::from_value(c).map_err(|_| {
+            format!("record.changes.{field} must be a table {{from = ..., to = ...}}")
+        })?;
+        out.insert(field, change);
+    }
+    Ok(out)
+}
+
+/// A list field (`emails`, `rooms`): nil or a sequence of strings.
+fn list(t: &Table, key: &str) -> Result<Option<Vec<String>>, String> {
+    match get(t, key)? {
+        Value::Nil => Ok(None),
+        v @ Value::Table(_) => match lua_to_json(&v) {
+            Ok(serde_json::Value::Array(items)) => items
+                .into_iter()
+                .map(|i| match i {
+                    serde_json::Value::String(s) => Ok(s),
+                    _ => Err(format!("record.{key} must list strings")),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Ok(serde_json::Value::Object(m)) if m.is_empty() => Ok(Some(Vec::new())),
+            _ => Err(format!("record.{key} must be a list of strings")),
+        },
+        other => Err(wrong(key, "a list of strings or nil", &other)),
+    }
 }
 
 /// The read-only field the hook changed, if it changed one.
@@ -81,6 +166,31 @@ fn changed_read_only(t: &Table, rec: &Record) -> Result<Option<&'static str>, St
         if now != was {
             return Ok(Some(key));
         }
+    }
+    let exists = match get(t, "exists")? {
+        Value::Boolean(b) => Some(b),
+        _ => None,
+    };
+    if exists != rec.exists {
+        return Ok(Some("exists"));
+    }
+    let current = match get(t, "current")? {
+        Value::Nil => None,
+        v => Some(lua_to_json(&v).map_err(|e| format!("record.current: {e}"))?),
+    };
+    // As Lua shows it: a null is no key at all.
+    let was = rec
+        .account
+        .as_ref()
+        .and_then(|a| serde_json::to_value(a).ok())
+        .map(|mut v| {
+            if let serde_json::Value::Object(m) = &mut v {
+                m.retain(|_, v| !v.is_null());
+            }
+            v
+        });
+    if current != was {
+        return Ok(Some("current"));
     }
     Ok(None)
 }
@@ -106,8 +216,20 @@ pub fn from_lua(t: &Table, rec: &mut Record, validated: bool) -> Result<(), Stri
         Value::Boolean(b) => Some(b),
         other => return Err(wrong("admin", "a boolean or nil", &other)),
     };
+    let emails = list(t, "emails")?;
+    let rooms = list(t, "rooms")?;
+    let avatar = string(t, "avatar")?;
+    let active = match get(t, "active")? {
+        Value::Nil => None,
+        Value::Boolean(b) => Some(b),
+        other => return Err(wrong("active", "a boolean or nil", &other)),
+    };
     if validated {
         let changed = [
+            ("emails", emails != rec.emails),
+            ("rooms", rooms != rec.rooms),
+            ("avatar", avatar != rec.avatar),
+            ("active", active != rec.active),
             ("username", username != rec.username),
             ("password", password != rec.password),
             ("displayname", displayname != rec.displayname),
@@ -121,6 +243,13 @@ pub fn from_lua(t: &Table, rec: &mut Record, validated: bool) -> Result<(), Stri
             ));
         }
     }
+    if rec.exists.is_some() {
+        rec.changes = changes(t)?;
+    }
+    rec.emails = emails;
+    rec.rooms = rooms;
+    rec.avatar = avatar;
+    rec.active = active;
     rec.username = username;
     rec.password = password;
     rec.displayname = displayname;

@@ -3,8 +3,9 @@
 //! nonce stage, or stop, with a hint where the cause is likely known.
 
 use crate::error::Error;
-use crate::homeserver::{Homeserver, HsError, Verdict, verdict};
-use crate::pipeline::{Record, Stage};
+use crate::error::{HsError, Verdict, verdict};
+use crate::homeserver::Homeserver;
+use crate::record::{Record, Stage};
 
 /// Turns a failed request into the pipeline's error: `Error::Again` for what
 /// is worth another try, a hinted error where the answer says why.

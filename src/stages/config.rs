@@ -8,8 +8,9 @@
 
 use crate::error::Error;
 use crate::homeserver::Transport;
-use crate::pipeline::{Ctx, Record, Resolved};
+use crate::record::Record;
 use crate::secret::Secret;
+use crate::stages::{Ctx, Resolved};
 use serde_yaml::{Mapping, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,7 +20,7 @@ pub const DEFAULT_SERVER_URL: &str = "http://localhost:8008";
 pub const TOOL_KEY: &str = "register_new_matrix_user";
 
 pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
-    let cli = ctx.cli;
+    let cli = ctx.opts;
     let config = if cli.config.is_empty() {
         None
     } else {
@@ -114,14 +115,66 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
              created, but its password will not log in"
         ));
     }
+    let admin_token = admin_token(cli, config.as_ref(), console)?;
+    let needs_token = ctx.mode != crate::options::Mode::Register || cli.rollback.is_some();
+    let admin_user = match (&admin_token, &rec.server_url) {
+        (Some(token), Some(url)) if ctx.mode != crate::options::Mode::DryRun => {
+            let hs = crate::homeserver::Homeserver::new(url, &transport)
+                .map_err(|e| Error::Config(e.to_string()))?;
+            let who = hs
+                .until(ctx.deadline)
+                .admin(token)
+                .check()
+                .map_err(|e| Error::Config(e.to_string()))?;
+            console.verbose(&format!("admin token: {who}'s"));
+            Some(who)
+        }
+        (None, _) if needs_token && ctx.mode != crate::options::Mode::DryRun => {
+            return Err(Error::Usage(format!(
+                "{} needs a server admin's access token: give --admin-token-file FILE (or \
+                 admin_token_path in the config's {TOOL_KEY} section)",
+                if cli.rollback.is_some() {
+                    "--rollback"
+                } else if cli.plan {
+                    "--plan"
+                } else {
+                    "--ensure"
+                }
+            )));
+        }
+        _ => None,
+    };
     ctx.resolved = Some(Arc::new(Resolved {
         secret,
         config_hooks: hooks,
         tool_config: tool,
         transport,
         password_policy,
+        admin_token,
+        admin_user,
+        backend_shared: Arc::default(),
     }));
     Ok(())
+}
+
+/// The admin token, from `--admin-token-file` or the config's
+/// `admin_token_path`, under the rules of every secret file.
+fn admin_token(
+    opts: &crate::options::Options,
+    config: Option<&Config>,
+    console: &crate::console::Console,
+) -> Result<Option<Secret>, Error> {
+    let (path, what) = match (
+        &opts.admin_token_file,
+        config.and_then(|c| c.admin_token_path.as_ref()),
+    ) {
+        (Some(p), _) => (p, "--admin-token-file"),
+        (None, Some(p)) => (p, "admin_token_path"),
+        (None, None) => return Ok(None),
+    };
+    warn_if_world_readable(path, "the admin token file", console);
+    console.verbose(&format!("admin token: from {}", path.display()));
+    read_secret_file(path, what).map(Some)
 }
 
 /// The merged config files.
@@ -135,6 +188,8 @@ pub struct Config {
     /// Hook files listed under `register_new_matrix_user.hooks`, relative
     /// paths taken from the directory of the file that lists them.
     pub hooks: Vec<PathBuf>,
+    /// `register_new_matrix_user.admin_token_path`, likewise.
+    pub admin_token_path: Option<PathBuf>,
 }
 
 /// The files `-c` names, as Synapse's own `-c` reads them: a file as it is;
@@ -224,9 +279,10 @@ pub fn load(paths: &[PathBuf], console: &crate::console::Console) -> Result<Conf
             continue;
         };
         if let Some(section) = map.get(TOOL_KEY) {
-            let (tool, hooks) = tool_section(section, path)?;
+            let (tool, hooks, token) = tool_section(section, path)?;
             cfg.tool = tool;
             cfg.hooks = hooks;
+            cfg.admin_token_path = token;
         }
         if map.contains_key("registration_shared_secret") {
             cfg.inline_secret_from = Some(path.clone());
@@ -238,7 +294,11 @@ pub fn load(paths: &[PathBuf], console: &crate::console::Console) -> Result<Conf
     Ok(cfg)
 }
 
-fn tool_section(section: &Value, path: &Path) -> Result<(serde_json::Value, Vec<PathBuf>), Error> {
+/// The tool's section: as JSON for hooks, its hook files, and the admin
+/// token's file (paths relative to the config file's directory).
+type ToolSection = (serde_json::Value, Vec<PathBuf>, Option<PathBuf>);
+
+fn tool_section(section: &Value, path: &Path) -> Result<ToolSection, Error> {
     let bad =
         |what: &str| Error::Config(format!("config file {}: {TOOL_KEY}.{what}", path.display()));
     let json = serde_json::to_value(section).map_err(|e| bad(&format!(" cannot be read: {e}")))?;
@@ -258,7 +318,12 @@ fn tool_section(section: &Value, path: &Path) -> Result<(serde_json::Value, Vec<
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(bad("hooks must be a list of file paths")),
     };
-    Ok((json, hooks))
+    let token = match json.get("admin_token_path") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(p)) => Some(base.join(p)),
+        Some(_) => return Err(bad("admin_token_path must be a file path")),
+    };
+    Ok((json, hooks, token))
 }
 
 fn secret_from_config(cfg: &Mapping) -> Result<Secret, Error> {
@@ -354,7 +419,10 @@ pub fn client_listener_url(cfg: &Mapping) -> Result<Option<String>, Error> {
 }
 
 /// Timeouts and TLS trust from `--timeout`, `--cacert` and `--insecure`.
-fn transport(cli: &crate::cli::Cli, console: &crate::console::Console) -> Result<Transport, Error> {
+fn transport(
+    cli: &crate::options::Options,
+    console: &crate::console::Console,
+) -> Result<Transport, Error> {
     let mut t = Transport {
         timeout: cli.timeout,
         policy: crate::retry::Policy {

@@ -3,9 +3,13 @@
 //! is asked for, in the original's order and with its prompts. A batch row
 //! without a password gets a generated one instead of a question.
 
+use crate::console::Console;
 use crate::error::Error;
-use crate::pipeline::{Ctx, Record};
+use crate::options::Mode;
+use crate::options::Options;
+use crate::record::Record;
 use crate::secret::Secret;
+use crate::stages::Ctx;
 use std::path::Path;
 
 /// The length of a password the tool generates for a batch row without one.
@@ -23,7 +27,14 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         return Err(Error::Refused("Invalid user name"));
     }
 
-    if rec.password.as_ref().is_none_or(Secret::is_empty) && ctx.generate_missing_password {
+    // With --ensure or --plan, an account that exists needs neither a
+    // password nor an admin choice: only what the input gives is managed,
+    // and a missing account's password comes from a flag, a row or a hook.
+    let managed = matches!(ctx.mode, Mode::Ensure | Mode::Plan);
+    if rec.password.as_ref().is_none_or(Secret::is_empty)
+        && ctx.generate_missing_password
+        && ctx.mode != Mode::Plan
+    {
         let pw = ctx
             .resolved()?
             .password_policy
@@ -32,7 +43,7 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         rec.password = Some(Secret::new(pw));
         rec.password_generated = true;
     }
-    if rec.password.as_ref().is_none_or(Secret::is_empty) {
+    if rec.password.as_ref().is_none_or(Secret::is_empty) && !managed {
         let password = ctx.prompter.password("Password")?;
         if password.is_empty() {
             return Err(Error::Refused("Password cannot be blank."));
@@ -44,7 +55,7 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         rec.password = Some(password);
     }
 
-    if rec.admin.is_none() {
+    if rec.admin.is_none() && !managed {
         let answer = ctx.prompter.text("Make admin", Some("no"))?;
         rec.admin = Some(matches!(answer.as_str(), "y" | "yes" | "true"));
     }
@@ -86,5 +97,39 @@ fn os_user() -> Option<String> {
         let mut f = l.split(':');
         let name = f.next()?;
         (f.nth(1)? == uid).then(|| name.to_string())
+    })
+}
+
+/// The record the options describe, before any stage has run. The
+/// password file is read here, so `before_input` hooks see its password.
+pub fn record_from_options(cli: &Options, console: &Console) -> Result<Record, Error> {
+    let password = match &cli.password_file {
+        Some(path) => {
+            if path.as_os_str() != "-" {
+                super::config::warn_if_world_readable(path, "the password file", console);
+            }
+            Some(read_password_file(path)?)
+        }
+        None => {
+            if cli.password.is_some() {
+                console.warn(
+                    "-p puts the password in the process list, where other local users can read it; \
+                     prefer --password-file - (reads standard input)",
+                );
+            }
+            cli.password.clone().map(Secret::new)
+        }
+    };
+    Ok(Record {
+        username: cli.user.clone(),
+        password,
+        displayname: cli.displayname.clone(),
+        admin: cli.admin,
+        user_type: cli.user_type.clone(),
+        server_url: cli.server_url.clone(),
+        avatar: cli.avatar.clone(),
+        rooms: (!cli.rooms.is_empty()).then(|| cli.rooms.clone()),
+        emails: (!cli.emails.is_empty()).then(|| cli.emails.clone()),
+        ..Record::default()
     })
 }

@@ -1,11 +1,182 @@
 //! One module per pipeline stage, in pipeline order. Each exposes
 //! `run(&mut Record, &mut Ctx) -> Result<(), Error>` and does one job.
+//! [`Ctx`] is what a stage may use besides the record; [`Resolved`] is what
+//! the config stage found, shared by every registration of a run.
 
 pub mod answer;
+pub mod apply;
 pub mod config;
 pub mod input;
 pub mod nonce;
 pub mod post;
+pub mod read;
 pub mod sign;
 pub mod submit;
 pub mod validate;
+
+use crate::backend::synapse::Synapse;
+use crate::backend::{Backend, Mode};
+use crate::console::Console;
+use crate::error::{Error, HsError};
+use crate::homeserver::Homeserver;
+use crate::options::Options;
+use crate::prompt::Prompter;
+use crate::record::{Record, Stage};
+use crate::secret::Secret;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Runs one stage over the record.
+pub fn run(stage: Stage, rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
+    match stage {
+        Stage::Config => config::run(rec, ctx),
+        Stage::Input => input::run(rec, ctx),
+        Stage::Validate => validate::run(rec, ctx),
+        Stage::Read => read::run(rec, ctx),
+        Stage::Nonce => nonce::run(rec, ctx),
+        Stage::Sign => sign::run(rec, ctx),
+        Stage::Submit => submit::run(rec, ctx),
+        Stage::Apply => apply::run(rec, ctx),
+        Stage::Post => post::run(rec, ctx),
+    }
+}
+
+/// What the config stage resolves once per invocation and every registration
+/// of the invocation shares.
+#[derive(Debug)]
+pub struct Resolved {
+    pub secret: Secret,
+    /// Hook files named by the config (`hooks:` in a `-c` file), in order.
+    pub config_hooks: Vec<std::path::PathBuf>,
+    /// The config's `register_new_matrix_user` section, for hooks.
+    pub tool_config: Value,
+    /// Timeouts and TLS trust for every request.
+    pub transport: crate::homeserver::Transport,
+    /// The server's password rules (`password_config.policy` of the `-c` files).
+    pub password_policy: crate::policy::PasswordPolicy,
+    /// A server admin's access token (`--admin-token-file`, `admin_token_path`).
+    pub admin_token: Option<Secret>,
+    /// Whose that token is, once checked (`@admin:server`).
+    pub admin_user: Option<String>,
+    /// What every record's backend shares (uploads, resolved aliases).
+    pub backend_shared: Arc<crate::backend::synapse::Shared>,
+}
+
+impl Resolved {
+    /// The server name, as the checked admin token's user ID gives it.
+    pub fn server_name(&self) -> Option<&str> {
+        self.admin_user.as_deref()?.split_once(':').map(|(_, s)| s)
+    }
+}
+
+/// Everything a stage may use besides the record.
+pub struct Ctx<'a> {
+    pub opts: &'a Options,
+    pub console: &'a Console,
+    pub prompter: &'a mut dyn Prompter,
+    pub resolved: Option<Arc<Resolved>>,
+    /// `--dry-run`: nothing is sent to the server.
+    pub dry_run: bool,
+    /// How often the register call (with a fresh nonce) is tried again
+    /// after a 5xx, a lost connection or an expired nonce (`--retries`); 0
+    /// also turns off waiting out a rate limit there, as the original does.
+    pub retries: u32,
+    /// When this registration must be over (`--deadline`), set when it starts.
+    pub deadline: Option<Instant>,
+    /// The account was created by an earlier run; only the steps after
+    /// submit run, to finish what that run left undone (`ctx.rerun` for hooks).
+    pub rerun: bool,
+    /// Generate a password for a record that has none, instead of asking
+    /// (batch rows).
+    pub generate_missing_password: bool,
+    /// Print a generated password once the account exists (single
+    /// registrations; batch runs record it in the results file instead).
+    pub reveal_generated: bool,
+    /// What the run does with each record.
+    pub mode: Mode,
+    servers: HashMap<String, Homeserver>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(opts: &'a Options, console: &'a Console, prompter: &'a mut dyn Prompter) -> Self {
+        Ctx {
+            opts,
+            console,
+            prompter,
+            resolved: None,
+            dry_run: opts.dry_run,
+            retries: opts.retries.unwrap_or(0),
+            deadline: None,
+            rerun: false,
+            generate_missing_password: false,
+            reveal_generated: true,
+            mode: Mode::of(opts),
+            servers: HashMap::new(),
+        }
+    }
+
+    /// The config stage's results; an internal error if it has not run.
+    pub fn resolved(&self) -> Result<Arc<Resolved>, Error> {
+        self.resolved
+            .clone()
+            .ok_or_else(|| Error::Config("the config stage has not run".into()))
+    }
+
+    /// The HTTP client for the record's server (one per URL, reused; a clone
+    /// shares the connection pool).
+    pub fn server(&mut self, rec: &Record) -> Result<Homeserver, Error> {
+        let url = rec
+            .server_url
+            .clone()
+            .ok_or_else(|| Error::Config("no server URL was resolved".into()))?;
+        if !self.servers.contains_key(&url) {
+            let hs = Homeserver::new(&url, &self.resolved()?.transport).map_err(Error::Server)?;
+            self.servers.insert(url.clone(), hs);
+        }
+        let hs = self.servers.get(&url).cloned().ok_or_else(|| {
+            Error::Server(HsError::Body {
+                url,
+                cause: "no client".into(),
+            })
+        })?;
+        Ok(hs.until(self.deadline))
+    }
+
+    /// The record's server as a backend, with the admin token; an error
+    /// naming what is missing when there is none.
+    pub fn backend(&mut self, rec: &Record) -> Result<Box<dyn Backend>, Error> {
+        let resolved = self.resolved()?;
+        let Some(token) = resolved.admin_token.clone() else {
+            return Err(Error::Usage(
+                "this needs a server admin's access token: give --admin-token-file FILE \
+                 (or admin_token_path in the config's register_new_matrix_user section)"
+                    .into(),
+            ));
+        };
+        let hs = self.server(rec)?;
+        Ok(Box::new(Synapse::new(
+            hs,
+            token,
+            resolved.backend_shared.clone(),
+        )))
+    }
+
+    /// The record's user ID, on the server the admin token belongs to.
+    pub fn user_id(&self, rec: &Record) -> Result<String, Error> {
+        let resolved = self.resolved()?;
+        let server = resolved
+            .server_name()
+            .ok_or_else(|| Error::Config("the server name is not known: no admin token".into()))?;
+        Ok(format!(
+            "@{}:{server}",
+            rec.username.as_deref().unwrap_or("").trim().to_lowercase()
+        ))
+    }
+
+    /// Starts the clock of one registration's `--deadline`.
+    pub fn start_deadline(&mut self) {
+        self.deadline = Some(Instant::now() + self.opts.deadline);
+    }
+}

@@ -3,7 +3,8 @@
 
 use super::answer::explain;
 use crate::error::Error;
-use crate::pipeline::{Ctx, Record};
+use crate::record::Record;
+use crate::stages::Ctx;
 
 /// The nonce a dry run signs with: no request is made.
 pub const DRY_RUN_NONCE: &str = "dry-run";

@@ -4,12 +4,13 @@
 //! room joins) are hooks around this stage.
 
 use crate::error::Error;
-use crate::pipeline::{Ctx, Outcome, Record, Undone};
+use crate::record::{Outcome, Record, Undone};
+use crate::stages::Ctx;
 
 pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
     // With --json the result line carries it: shown once, there.
     if ctx.reveal_generated
-        && !ctx.cli.json
+        && !ctx.opts.json
         && rec.password_generated
         && rec.outcome == Some(Outcome::Registered)
     {
@@ -50,6 +51,7 @@ pub fn end_session(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
             rec.session_failed = true;
             Err(Error::AfterCreate {
                 user_id: rec.user_id.clone().unwrap_or_default(),
+                existed: !rec.created_here,
                 step: "ending the account's session".into(),
                 cause: e.to_string(),
                 undone: Box::new(Undone {

@@ -6,7 +6,8 @@
 //! it is sent (the server lowercases it only afterwards).
 
 use crate::error::Error;
-use crate::pipeline::{Ctx, Record};
+use crate::record::Record;
+use crate::stages::Ctx;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 

@@ -11,8 +11,10 @@
 
 use super::answer::explain;
 use crate::error::Error;
-use crate::homeserver::{HsError, RegisterRequest, Verdict, verdict};
-use crate::pipeline::{Ctx, Outcome, Record};
+use crate::error::{HsError, Verdict, verdict};
+use crate::homeserver::RegisterRequest;
+use crate::record::{Outcome, Record};
+use crate::stages::Ctx;
 
 pub const USER_IN_USE: &str = "M_USER_IN_USE";
 
@@ -48,7 +50,7 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
                 console.status("Success!");
                 return Ok(());
             }
-            if ctx.cli.exists_ok {
+            if ctx.opts.exists_ok {
                 rec.outcome = Some(Outcome::Exists);
                 console.status("User already exists. Skipping.");
                 return Ok(());
@@ -68,7 +70,7 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
 /// login with the password says. The session it opens becomes the hooks'
 /// session when they asked for one; the post stage then ends every session
 /// of the account, so one whose login answer was lost goes too.
-fn settle_by_login(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<bool, Error> {
+pub fn settle_by_login(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<bool, Error> {
     let hs = ctx.server(rec)?;
     let (Some(user), Some(password)) = (rec.username.as_deref(), rec.password.as_ref()) else {
         return Ok(false);

@@ -3,7 +3,9 @@
 //! localpart, so the grammar is checked on the lowercased name.
 
 use crate::error::Error;
-use crate::pipeline::{Ctx, Record};
+use crate::options::Mode;
+use crate::record::Record;
+use crate::stages::Ctx;
 
 /// The longest user ID the server accepts, `@localpart:server` included.
 const MAX_USER_ID: usize = 255;
@@ -13,7 +15,10 @@ const MAX_PASSWORD: usize = 512;
 pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
     let username = rec.username.as_deref().unwrap_or("");
     check_localpart(username)?;
+    let managed = matches!(ctx.mode, Mode::Ensure | Mode::Plan);
     match &rec.password {
+        // With --ensure, the read stage asks for one when it creates.
+        None if managed => {}
         None => return Err(Error::Input("no password was given".into())),
         Some(p) if p.is_empty() => return Err(Error::Input("the password is empty".into())),
         Some(p) if p.expose().chars().count() > MAX_PASSWORD => {
@@ -29,7 +34,7 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
             // endpoint does not apply.
             let policy = &ctx.resolved()?.password_policy;
             if let (Err((rule, key)), false) =
-                (policy.check(p.expose()), ctx.cli.ignore_password_policy)
+                (policy.check(p.expose()), ctx.opts.ignore_password_policy)
             {
                 return Err(Error::Input(format!(
                     "the password breaks the server's password policy: {rule} \
@@ -38,7 +43,7 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
             }
         }
     }
-    if rec.admin.is_none() {
+    if rec.admin.is_none() && !managed {
         return Err(Error::Input(format!(
             "{username}: whether to make an admin was not decided"
         )));
@@ -53,10 +58,68 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
     if let Some(url) = &rec.server_url {
         super::config::check_url(url)?;
     }
+    check_managed(rec, username)?;
     if rec.displayname.as_deref().is_some_and(|d| d.contains('\0')) {
         return Err(Error::Input(format!(
             "{username}: the display name contains a NUL character"
         )));
+    }
+    Ok(())
+}
+
+/// The most rooms, and emails, one account may be given.
+pub const MAX_LIST: usize = 1000;
+
+/// The `--ensure` fields: well-formed, before anything is read or sent.
+fn check_managed(rec: &Record, username: &str) -> Result<(), Error> {
+    let bad = |why: String| Error::Input(format!("{username}: {why}"));
+    for (what, list) in [("rooms", &rec.rooms), ("emails", &rec.emails)] {
+        if list.as_ref().is_some_and(|l| l.len() > MAX_LIST) {
+            return Err(bad(format!("more than {MAX_LIST} {what}")));
+        }
+    }
+    for room in rec.rooms.iter().flatten() {
+        let ok = (room.starts_with('!') || room.starts_with('#'))
+            && room.len() <= 255
+            && room[1..].contains(':')
+            && !room.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !ok {
+            return Err(bad(format!(
+                "{room:?} is not a room ID (!id:server) or alias (#name:server)"
+            )));
+        }
+    }
+    for email in rec.emails.iter().flatten() {
+        let ok = email.len() <= 320
+            && email
+                .split_once('@')
+                .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.ends_with('.'))
+            && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !ok {
+            return Err(bad(format!("{email:?} is not an email address")));
+        }
+    }
+    if let Some(a) = &rec.avatar {
+        if let Some(rest) = a.strip_prefix("mxc://") {
+            if !rest
+                .split_once('/')
+                .is_some_and(|(s, id)| !s.is_empty() && !id.is_empty())
+            {
+                return Err(bad(format!("{a:?} is not an mxc:// URI (mxc://server/id)")));
+            }
+        } else {
+            let meta = std::fs::metadata(a)
+                .map_err(|e| bad(format!("cannot read the avatar file {a}: {e}")))?;
+            if !meta.is_file() {
+                return Err(bad(format!("the avatar {a} is not a regular file")));
+            }
+            if meta.len() > crate::backend::synapse::AVATAR_MAX {
+                return Err(bad(format!(
+                    "the avatar file {a} is larger than {} MiB",
+                    crate::backend::synapse::AVATAR_MAX >> 20
+                )));
+            }
+        }
     }
     Ok(())
 }

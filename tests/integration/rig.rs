@@ -31,6 +31,7 @@ pub struct Synapse {
     pub original: PathBuf,
     pub venv: PathBuf,
     admin_token: String,
+    admin_token_file: OnceLock<(tempfile::TempDir, PathBuf)>,
     http: reqwest::blocking::Client,
     _rig: Mutex<Child>,
 }
@@ -65,11 +66,16 @@ pub fn synapse_with(name: &'static str, overrides: Value) -> &'static Synapse {
 pub fn secrets_of_started() -> Vec<String> {
     let mut out: Vec<String> = SYNAPSE
         .get()
-        .map(|s| s.secret.clone())
+        .map(|s| [s.secret.clone(), s.admin_token.clone()])
         .into_iter()
+        .flatten()
         .collect();
     let others = OTHERS.lock().unwrap_or_else(|p| p.into_inner());
-    out.extend(others.iter().map(|(_, s)| s.secret.clone()));
+    out.extend(
+        others
+            .iter()
+            .flat_map(|(_, s)| [s.secret.clone(), s.admin_token.clone()]),
+    );
     out
 }
 
@@ -104,6 +110,7 @@ fn start(overrides: &Value) -> Synapse {
         original: s("original").into(),
         venv: s("venv").into(),
         admin_token: s("admin_token"),
+        admin_token_file: OnceLock::new(),
         http: reqwest::blocking::Client::new(),
         _rig: Mutex::new(child),
     }
@@ -145,6 +152,68 @@ impl Synapse {
             .unwrap();
         let status = r.status().as_u16();
         (status, r.json().unwrap_or(Value::Null))
+    }
+
+    /// A file (mode 0600) holding the rig admin's access token, for
+    /// `--admin-token-file`.
+    pub fn admin_token_file(&self) -> String {
+        let (_, p) = self.admin_token_file.get_or_init(|| {
+            use std::os::unix::fs::PermissionsExt;
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("admin-token");
+            std::fs::write(&p, format!("{}\n", self.admin_token)).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+            (dir, p)
+        });
+        p.display().to_string()
+    }
+
+    /// A room made by the rig admin (who may invite to it): its ID, and an
+    /// alias `#name:server`. With `space`, a space.
+    pub fn make_room(&self, name: &str, space: bool) -> (String, String) {
+        let mut body = json!({"preset": "private_chat", "room_alias_name": name, "name": name});
+        if space {
+            body["creation_content"] = json!({"type": "m.space"});
+        }
+        let (status, j) = self.client(
+            "POST",
+            "/_matrix/client/v3/createRoom",
+            &self.admin_token,
+            Some(body),
+        );
+        assert_eq!(status, 200, "createRoom: {j}");
+        (
+            j["room_id"].as_str().unwrap().to_string(),
+            format!("#{name}:{}", self.server_name),
+        )
+    }
+
+    /// The rooms a user has joined, by ID, as the admin API says.
+    pub fn joined_rooms(&self, localpart: &str) -> Vec<String> {
+        let j = self.admin(&format!(
+            "/_synapse/admin/v1/users/{}/joined_rooms",
+            enc(&self.user_id(localpart))
+        ));
+        j["joined_rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// A user's email addresses, sorted, as the admin API says.
+    pub fn emails(&self, localpart: &str) -> Vec<String> {
+        let u = self.user(localpart).expect("user exists");
+        let mut out: Vec<String> = u["threepids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["medium"] == "email")
+            .map(|t| t["address"].as_str().unwrap().to_string())
+            .collect();
+        out.sort();
+        out
     }
 
     /// The admin API's view of a user, or None when there is no such user.

@@ -1,0 +1,58 @@
+//! The server side of a registration, behind one interface: a backend
+//! creates accounts its own way (the stages it lists), and reads, changes
+//! and deactivates them for `--ensure`, `--plan` and `--rollback`.
+//!
+//! [`synapse`] is Synapse's: the shared-secret endpoint to create, the admin
+//! API for the rest. A server kind is one module here, with its own stages.
+
+pub mod synapse;
+
+use crate::error::HsError;
+use crate::record::Stage;
+use crate::state::{Account, Changes};
+
+pub use crate::options::Mode;
+
+/// The stages a record runs through in `mode`, the config stage first.
+pub fn stages(mode: Mode) -> &'static [Stage] {
+    synapse::Synapse::stages_without_token(mode)
+}
+
+/// One kind of server.
+pub trait Backend {
+    /// The stages a record runs through, the config stage first.
+    fn stages(&self, mode: Mode) -> &'static [Stage];
+
+    /// The account `user_id`, or `None` when it does not exist.
+    fn lookup(&self, user_id: &str) -> Result<Option<Account>, HsError>;
+
+    /// The room ID a room or alias names (`None`: none yet).
+    fn room_id(&self, room: &str) -> Result<Option<String>, HsError>;
+
+    /// Whether the local image file `path` is the account's avatar already.
+    fn same_avatar(&self, account: &Account, path: &str) -> Result<bool, Failure>;
+
+    /// Makes `changes`, field by field; `created`: the account was just
+    /// registered, with the fields registration sets already set.
+    fn apply(&self, user_id: &str, changes: &Changes, created: bool) -> Result<(), Failure>;
+
+    /// Deactivates the account (and erases it when asked).
+    fn deactivate(&self, user_id: &str, erase: bool) -> Result<(), HsError>;
+}
+
+/// A change that could not be made: which, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {cause}")]
+pub struct Failure {
+    pub what: String,
+    pub cause: String,
+}
+
+impl Failure {
+    pub fn new(what: impl Into<String>, cause: impl ToString) -> Self {
+        Failure {
+            what: what.into(),
+            cause: cause.to_string(),
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The client API around a registration: who a token belongs to, a login,
+//! logging out, any request a hook makes, and whether authentication is
+//! delegated.
+
+use super::Homeserver;
+use super::shared_secret::Registered;
+use crate::error::HsError;
+use crate::retry::Repeat;
+use crate::secret::Secret;
+use serde_json::Value;
+
+impl Homeserver {
+    /// `GET /_matrix/client/v3/account/whoami`, once, no retries.
+    pub fn whoami(&self, token: &Secret) -> Result<String, HsError> {
+        let url = self.url("/_matrix/client/v3/account/whoami");
+        let body = self.send(&url, self.client.get(&url).bearer_auth(token.expose()))?;
+        body.get("user_id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| HsError::Body {
+                url: self.shown(&url),
+                cause: "no user_id".into(),
+            })
+    }
+
+    /// `POST /_matrix/client/v3/login` with a password; the new session's
+    /// token and device. Repeated after a lost answer, which may leave a
+    /// session behind: callers end every session with [`Self::logout_all`].
+    pub fn login(&self, user: &str, password: &Secret) -> Result<Registered, HsError> {
+        let path = "/_matrix/client/v3/login";
+        let url = self.url(path);
+        let req = serde_json::json!({
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": user},
+            "password": password.expose(),
+            "initial_device_display_name": "register_new_matrix_user",
+        });
+        let body = self.retried(&format!("POST {path}"), Repeat::Safe, None, || {
+            self.send(&url, self.client.post(&url).json(&req))
+        })?;
+        serde_json::from_value(body).map_err(|e| HsError::Body {
+            url: self.shown(&url),
+            cause: e.to_string(),
+        })
+    }
+
+    /// `POST /_matrix/client/v3/logout`: ends the session and deletes its device.
+    pub fn logout(&self, token: &Secret) -> Result<(), HsError> {
+        self.post_token("/_matrix/client/v3/logout", token)
+    }
+
+    /// `POST /_matrix/client/v3/logout/all`: ends every session of the
+    /// token's account, including any whose login answer was lost.
+    pub fn logout_all(&self, token: &Secret) -> Result<(), HsError> {
+        self.post_token("/_matrix/client/v3/logout/all", token)
+    }
+
+    fn post_token(&self, path: &str, token: &Secret) -> Result<(), HsError> {
+        let url = self.url(path);
+        let result = self.retried(&format!("POST {path}"), Repeat::Safe, None, || {
+            self.send(
+                &url,
+                self.client
+                    .post(&url)
+                    .bearer_auth(token.expose())
+                    .json(&serde_json::json!({})),
+            )
+        });
+        match result {
+            // A token whose session a lost answer already ended is logged out.
+            Err(e) if e.errcode() == Some("M_UNKNOWN_TOKEN") => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// Any client-API request, authenticated with `token` when given, with
+    /// the retry policy (`repeat` says whether it may be sent twice): the
+    /// status and the JSON body (`null` when the body is not JSON), whatever
+    /// the final status. Rate limits and 5xx answers are retried first.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&Secret>,
+        body: Option<&Value>,
+        repeat: Repeat,
+    ) -> Result<(u16, Value), HsError> {
+        let url = self.url(path);
+        let method =
+            reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).map_err(|_| {
+                HsError::Body {
+                    url: self.shown(&url),
+                    cause: format!("{method:?} is not an HTTP method"),
+                }
+            })?;
+        let what = format!("{method} {}", path.split('?').next().unwrap_or(path));
+        let attempt = || {
+            let mut rb = self.client.request(method.clone(), &url);
+            if let Some(t) = token {
+                rb = rb.bearer_auth(t.expose());
+            }
+            if let Some(b) = body {
+                rb = rb.json(b);
+            }
+            self.send(&url, rb)
+        };
+        match self.retried(&what, repeat, token, attempt) {
+            Ok(v) => Ok((200, v)),
+            Err(HsError::Status {
+                status, body: b, ..
+            }) => Ok((status, b.map_or(Value::Null, |b| *b))),
+            Err(HsError::GaveUp { cause, why }) => match *cause {
+                HsError::Status {
+                    status, body: b, ..
+                } if status != 429 => Ok((status, b.map_or(Value::Null, |b| *b))),
+                cause => Err(HsError::GaveUp {
+                    cause: Box::new(cause),
+                    why,
+                }),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the server delegates authentication to the Matrix
+    /// Authentication Service (MSC3861), which turns this endpoint off.
+    pub fn delegates_auth(&self) -> bool {
+        [
+            "/_matrix/client/v1/auth_metadata",
+            "/_matrix/client/unstable/org.matrix.msc2965/auth_metadata",
+            "/_matrix/client/unstable/org.matrix.msc2965/auth_issuer",
+        ]
+        .iter()
+        .any(|path| {
+            matches!(self.request("GET", path, None, None, Repeat::IfUnsent),
+                Ok((200, body)) if body.get("issuer").is_some())
+        })
+    }
+}

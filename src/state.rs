@@ -1,0 +1,243 @@
+//! Accounts as desired state: what the server has ([`Account`]), what the
+//! input asks for ([`Desired`]), and the changes between them
+//! ([`Changes`]), which `--plan` prints and the apply stage makes.
+//!
+//! Only the fields the input gives are managed; a field it leaves out is
+//! never compared, never changed.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// The fields `--ensure` manages, in the order they are shown.
+pub const FIELDS: [&str; 7] = [
+    "admin",
+    "user_type",
+    "displayname",
+    "emails",
+    "avatar",
+    "rooms",
+    "active",
+];
+
+/// The fields the registration itself sets, so a new account needs no
+/// second request for them.
+pub const SET_AT_REGISTRATION: [&str; 3] = ["admin", "user_type", "displayname"];
+
+/// An account as the server has it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    pub user_id: String,
+    pub admin: bool,
+    pub user_type: Option<String>,
+    pub displayname: Option<String>,
+    /// Email addresses, lowercased and sorted.
+    pub emails: Vec<String>,
+    /// `avatar_url`.
+    pub avatar: Option<String>,
+    /// The rooms the account has joined, by ID.
+    pub rooms: Vec<String>,
+    pub active: bool,
+    /// Third-party IDs other than email (phone numbers): kept as they are
+    /// when the emails change, since the server replaces the whole list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_threepids: Vec<Value>,
+}
+
+/// What the input asks of an account. `None` (or an absent list): not managed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Desired {
+    pub admin: Option<bool>,
+    pub user_type: Option<String>,
+    pub displayname: Option<String>,
+    pub emails: Option<Vec<String>>,
+    pub avatar: Option<String>,
+    /// The rooms as given (IDs or aliases), each with the room ID it names
+    /// (`None` when an alias names no room yet).
+    pub rooms: Option<Vec<(String, Option<String>)>>,
+    pub active: Option<bool>,
+}
+
+/// One field's change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    #[serde(default)]
+    pub from: Value,
+    #[serde(default)]
+    pub to: Value,
+}
+
+/// Field name to change, for the fields that would change.
+pub type Changes = BTreeMap<String, Change>;
+
+/// An email address as the server keeps it.
+pub fn canonical_email(address: &str) -> String {
+    address.trim().to_lowercase()
+}
+
+/// The changes that bring `account` (`None`: it does not exist yet) to
+/// `want`. `avatar_same` says whether a local avatar file is the account's
+/// avatar already (the caller compares their hashes).
+pub fn plan(want: &Desired, account: Option<&Account>, avatar_same: bool) -> Changes {
+    let mut out = Changes::new();
+    let mut put = |field: &str, from: Value, to: Value| {
+        if from != to {
+            out.insert(field.to_string(), Change { from, to });
+        }
+    };
+    let none = Account {
+        active: true,
+        ..Account::default()
+    };
+    let exists = account.is_some();
+    let have = account.unwrap_or(&none);
+    if let Some(a) = want.admin {
+        // A new account is not an admin unless asked: shown only when asked.
+        if exists || a {
+            put("admin", json!(have.admin), json!(a));
+        }
+    }
+    if let Some(t) = &want.user_type {
+        put("user_type", json!(have.user_type), json!(t));
+    }
+    if let Some(d) = &want.displayname {
+        let from = if exists {
+            json!(have.displayname)
+        } else {
+            Value::Null
+        };
+        put("displayname", from, json!(d));
+    }
+    if let Some(e) = &want.emails {
+        let mut to: Vec<String> = e.iter().map(|a| canonical_email(a)).collect();
+        to.sort();
+        to.dedup();
+        put("emails", json!(have.emails), json!(to));
+    }
+    if let Some(a) = &want.avatar {
+        if !(avatar_same || have.avatar.as_deref() == Some(a.as_str())) {
+            put("avatar", json!(have.avatar), json!(a));
+        }
+    }
+    if let Some(rooms) = &want.rooms {
+        let joined: Vec<&String> = rooms
+            .iter()
+            .filter(|(_, id)| id.as_ref().is_some_and(|id| have.rooms.contains(id)))
+            .map(|(given, _)| given)
+            .collect();
+        let all: Vec<&String> = rooms.iter().map(|(given, _)| given).collect();
+        put("rooms", json!(joined), json!(all));
+    }
+    if let Some(a) = want.active {
+        // A missing account that is to be inactive is simply not created.
+        if exists {
+            put("active", json!(have.active), json!(a));
+        }
+    }
+    out
+}
+
+/// A field's change in words: `admin no -> yes`, `rooms +#a:hs`.
+pub fn describe(field: &str, c: &Change) -> String {
+    fn shown(v: &Value) -> String {
+        match v {
+            Value::Null => "none".into(),
+            Value::Bool(true) => "yes".into(),
+            Value::Bool(false) => "no".into(),
+            Value::String(s) => format!("{s:?}"),
+            Value::Array(a) if a.is_empty() => "[]".into(),
+            Value::Array(a) => format!(
+                "[{}]",
+                a.iter()
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            other => other.to_string(),
+        }
+    }
+    if field == "rooms" {
+        let had: Vec<&Value> = c
+            .from
+            .as_array()
+            .map(|a| a.iter().collect())
+            .unwrap_or_default();
+        let add: Vec<String> =
+            c.to.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter(|r| !had.contains(r))
+                        .map(|r| format!("+{}", r.as_str().unwrap_or("?")))
+                        .collect()
+                })
+                .unwrap_or_default();
+        return format!("rooms {}", add.join(" "));
+    }
+    format!("{field} {} -> {}", shown(&c.from), shown(&c.to))
+}
+
+/// The rooms a change of `rooms` still has to join: those of `to` that are
+/// not in `from`.
+pub fn rooms_to_join(c: &Change) -> Vec<String> {
+    let had: Vec<&Value> = c
+        .from
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    c.to.as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|r| !had.contains(r))
+                .filter_map(|r| r.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alice() -> Account {
+        Account {
+            user_id: "@alice:hs".into(),
+            displayname: Some("Alice".into()),
+            emails: vec!["a@x.org".into()],
+            rooms: vec!["!r:hs".into()],
+            active: true,
+            ..Account::default()
+        }
+    }
+
+    #[test]
+    fn only_what_is_given_is_compared() {
+        assert!(plan(&Desired::default(), Some(&alice()), false).is_empty());
+        let want = Desired {
+            admin: Some(true),
+            displayname: Some("Alice".into()),
+            emails: Some(vec!["A@x.org ".into()]),
+            rooms: Some(vec![
+                ("#r:hs".into(), Some("!r:hs".into())),
+                ("#new:hs".into(), Some("!n:hs".into())),
+            ]),
+            ..Desired::default()
+        };
+        let c = plan(&want, Some(&alice()), false);
+        assert_eq!(c.keys().collect::<Vec<_>>(), ["admin", "rooms"]);
+        assert_eq!(describe("admin", &c["admin"]), "admin no -> yes");
+        assert_eq!(describe("rooms", &c["rooms"]), "rooms +#new:hs");
+        assert_eq!(rooms_to_join(&c["rooms"]), ["#new:hs"]);
+    }
+
+    #[test]
+    fn a_new_account_shows_what_it_gets() {
+        let want = Desired {
+            admin: Some(false),
+            displayname: Some("Bob".into()),
+            active: Some(true),
+            ..Desired::default()
+        };
+        let c = plan(&want, None, false);
+        assert_eq!(c.keys().collect::<Vec<_>>(), ["displayname"]);
+    }
+}
