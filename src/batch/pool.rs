@@ -182,7 +182,7 @@ fn run_row(
     let prior = username
         .as_deref()
         .and_then(|k| shared.journal.and_then(|j| j.prior(k)));
-    let ensure = ctx.mode == Mode::Ensure;
+    let ensure = matches!(ctx.mode, Mode::Ensure | Mode::Plan);
     // Done by an earlier run: left alone, whatever the row says now (with
     // --ensure, the account is read again and brought to what it says).
     if let Some(p) = prior.filter(|p| {
@@ -240,8 +240,10 @@ fn run_row(
     hooks.key = key.clone();
     hooks.pending_written = false;
     let result = Runner::new(hooks, cli.dry_run).run(stages, &mut rec, ctx);
-    if cli.dry_run && result.is_ok() {
-        rec.outcome = Some(Outcome::DryRun);
+    match (ctx.mode, result.is_ok()) {
+        (Mode::DryRun, true) => rec.outcome = Some(Outcome::DryRun),
+        (Mode::Plan, true) => rec.outcome = Some(Outcome::Planned),
+        _ => {}
     }
     let mut r = Report::of(&rec, &result);
     r.line = Some(line);
@@ -411,6 +413,9 @@ fn finish(shared: &Shared<'_>, report: &Report, skipped: bool) -> Result<(), Err
     if shared.json {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{}", report.to_json_line());
+    } else if report.status == Status::Plan {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", crate::report::plan_line(report));
     } else if let (None, Some(pw)) = (shared.journal, &report.password) {
         // Neither a results file nor --json: standard output is the one
         // place a generated password can go, once.

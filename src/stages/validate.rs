@@ -79,13 +79,14 @@ fn check_managed(rec: &Record, username: &str) -> Result<(), Error> {
         }
     }
     for room in rec.rooms.iter().flatten() {
-        let ok = (room.starts_with('!') || room.starts_with('#'))
+        // Room IDs of room version 12 on have no server part; aliases do.
+        let ok = (room.starts_with('!') && room.len() > 1
+            || room.starts_with('#') && room[1..].contains(':'))
             && room.len() <= 255
-            && room[1..].contains(':')
             && !room.chars().any(|c| c.is_whitespace() || c.is_control());
         if !ok {
             return Err(bad(format!(
-                "{room:?} is not a room ID (!id:server) or alias (#name:server)"
+                "{room:?} is not a room ID (!id) or alias (#name:server)"
             )));
         }
     }
