@@ -63,15 +63,6 @@ pub struct Record {
 }
 
 impl Record {
-    /// Whether the account is known to exist: registered by this run, or
-    /// read from the server.
-    pub fn account_exists(&self) -> bool {
-        matches!(
-            self.outcome,
-            Some(Outcome::Registered | Outcome::Updated | Outcome::Unchanged)
-        ) && self.user_id.is_some()
-    }
-
     /// Whether the stages that create an account are passed over: the read
     /// stage found it, or it is missing and declared inactive.
     pub fn skips_creation(&self) -> bool {

@@ -96,18 +96,24 @@ impl<'h> Runner<'h> {
             Err(err) => {
                 let err = match (&rec.user_id, err) {
                     (_, e @ Error::AfterCreate { .. }) => e,
-                    (Some(user_id), e) if rec.account_exists() => Error::AfterCreate {
-                        user_id: user_id.clone(),
-                        existed: rec.outcome != Some(Outcome::Registered),
-                        step: step.to_string(),
-                        cause: e.to_string(),
-                        undone: Box::new(Undone {
-                            from: self.at.map(|p| p.to_string()),
-                            live_session: false,
-                            want_session: rec.want_session,
-                        }),
-                        left: String::new(),
-                    },
+                    // An account this run created or changed; one it only
+                    // read is as it was, and the error is a plain refusal.
+                    (Some(user_id), e)
+                        if matches!(rec.outcome, Some(Outcome::Registered | Outcome::Updated)) =>
+                    {
+                        Error::AfterCreate {
+                            user_id: user_id.clone(),
+                            existed: rec.outcome != Some(Outcome::Registered),
+                            step: step.to_string(),
+                            cause: e.to_string(),
+                            undone: Box::new(Undone {
+                                from: self.at.map(|p| p.to_string()),
+                                live_session: false,
+                                want_session: rec.want_session,
+                            }),
+                            left: String::new(),
+                        }
+                    }
                     (_, e) => e,
                 };
                 // A session asked for by hooks never outlives the run; one that

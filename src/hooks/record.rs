@@ -99,6 +99,24 @@ pub fn to_lua(lua: &Lua, rec: &Record) -> mlua::Result<Table> {
     Ok(t)
 }
 
+/// A JSON value as a Lua table shows it: a null, an empty list and an empty
+/// map are all no key at all.
+fn as_lua_shows(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        J::Object(m) if m.is_empty() => J::Null,
+        J::Object(m) => J::Object(
+            m.into_iter()
+                .map(|(k, v)| (k, as_lua_shows(v)))
+                .filter(|(_, v)| !v.is_null())
+                .collect(),
+        ),
+        J::Array(a) if a.is_empty() => J::Null,
+        J::Array(a) => J::Array(a.into_iter().map(as_lua_shows).collect()),
+        other => other,
+    }
+}
+
 /// The changes a hook left, read back: a table of field name to
 /// `{from = ..., to = ...}`; a field it removed is vetoed.
 fn changes(t: &Table) -> Result<crate::state::Changes, String> {
@@ -176,19 +194,15 @@ fn changed_read_only(t: &Table, rec: &Record) -> Result<Option<&'static str>, St
     }
     let current = match get(t, "current")? {
         Value::Nil => None,
-        v => Some(lua_to_json(&v).map_err(|e| format!("record.current: {e}"))?),
+        v => Some(as_lua_shows(
+            lua_to_json(&v).map_err(|e| format!("record.current: {e}"))?,
+        )),
     };
-    // As Lua shows it: a null is no key at all.
     let was = rec
         .account
         .as_ref()
         .and_then(|a| serde_json::to_value(a).ok())
-        .map(|mut v| {
-            if let serde_json::Value::Object(m) = &mut v {
-                m.retain(|_, v| !v.is_null());
-            }
-            v
-        });
+        .map(as_lua_shows);
     if current != was {
         return Ok(Some("current"));
     }

@@ -59,7 +59,51 @@ fn run(hook: &str, user: &str, extra: &[&str]) -> Run {
         .run()
 }
 
+/// `--ensure` with the rig's admin token, and a hook.
+fn ensure(hook: &str, user: &str, extra: &[&str]) -> Run {
+    let s = synapse();
+    Test::new()
+        .args(["--ensure", "--admin-token-file", &s.admin_token_file()])
+        .args(["-u", user, "--hook", hook])
+        .args(extra.iter().copied())
+        .args(["-k", &s.secret, &s.url])
+        .hang_after(60)
+        .run()
+}
+
 const EXAMPLES: &[Example] = &[
+    Example {
+        marker: "will change\")",
+        check: |h, u| {
+            synapse().register_directly(u, "pw-doc-ensure", false);
+            ensure(h, u, &["--admin", "--displayname", "Doc", "-v"])
+                .code(0)
+                .stderr_has(&format!("hook info: {u}: admin will change"))
+                .stderr_has(&format!("hook info: {u}: displayname will change"));
+            assert!(synapse().is_admin(u));
+        },
+    },
+    Example {
+        marker: "not demoting ",
+        check: |h, u| {
+            let s = synapse();
+            s.register_directly(u, "pw-doc-ensure", true);
+            ensure(h, u, &["--no-admin"])
+                .code(0)
+                .stderr_has(&format!("hook warn: not demoting {}", s.user_id(u)))
+                .stdout(&format!("Nothing to change for {}\n", s.user_id(u)));
+            assert!(s.is_admin(u), "the veto held");
+        },
+    },
+    Example {
+        marker: "shadow_ban",
+        check: |h, u| {
+            let s = synapse();
+            s.register_directly(u, "pw-doc-ensure", false);
+            ensure(h, u, &["--displayname", "Vouch"]).code(0);
+            assert_eq!(s.user(u).unwrap()["shadow_banned"], true);
+        },
+    },
     Example {
         marker: "rnmu.log.info(\"registering \"",
         check: |h, u| {

@@ -152,8 +152,12 @@ fn a_batch_is_created_planned_changed_and_then_left_alone() {
         assert!(l.get("password").is_none(), "{l}");
     }
     assert_eq!(second.len(), 50);
+    let promoted = second
+        .iter()
+        .find(|l| l["user_id"] == edited[0].as_str())
+        .unwrap();
     assert_eq!(
-        second[1]["changes"]["admin"],
+        promoted["changes"]["admin"],
         json!({"from": false, "to": true})
     );
     assert!(s.is_admin(&users[1]));

@@ -494,3 +494,122 @@ fn ten_seeds() {
     println!("{ok} of 10 runs ended exit 0 with every user registered once and no device left");
     assert_eq!(ok, 10);
 }
+
+/// Rows for `--ensure`: a display name, an email and a room each, every
+/// tenth an admin.
+fn write_declared(dir: &Path, n: usize, room: &str) -> (std::path::PathBuf, Vec<String>) {
+    let users: Vec<String> = (0..n).map(|_| fresh("fens")).collect();
+    let file = dir.join("declared.jsonl");
+    let rows: String = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            format!(
+                "{}\n",
+                serde_json::json!({
+                    "username": u,
+                    "admin": i % 10 == 0,
+                    "displayname": format!("F {i}"),
+                    "emails": [format!("{u}@example.org")],
+                    "rooms": [room],
+                })
+            )
+        })
+        .collect();
+    std::fs::write(&file, rows).unwrap();
+    (file, users)
+}
+
+fn ensure_args(file: &Path, out: &Path, url: &str) -> Vec<String> {
+    let mut args = batch_args(file, out, url);
+    args.splice(
+        0..0,
+        [
+            "--ensure".to_string(),
+            "--admin-token-file".into(),
+            server().admin_token_file(),
+        ],
+    );
+    args
+}
+
+/// Every account as declared, created once, and no device left.
+fn check_declared(out: &Path, users: &[String], room_id: &str) {
+    let s = server();
+    let lines: Vec<Value> = std::fs::read_to_string(out)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    for (i, u) in users.iter().enumerate() {
+        let mine: Vec<&Value> = lines
+            .iter()
+            .filter(|l| l["username"] == u.as_str())
+            .collect();
+        let created = mine.iter().filter(|l| l["status"] == "registered").count();
+        assert_eq!(created, 1, "{u} created once: {mine:?}");
+        let last = mine
+            .iter()
+            .rev()
+            .find(|l| l["status"] != "pending")
+            .unwrap();
+        assert!(
+            matches!(
+                last["status"].as_str(),
+                Some("registered" | "updated" | "unchanged")
+            ),
+            "{u}: {mine:?}"
+        );
+        let acc = s.user(u).unwrap_or_else(|| panic!("{u} missing"));
+        assert_eq!(acc["displayname"], format!("F {i}"), "{u}");
+        assert_eq!(s.is_admin(u), i % 10 == 0, "{u}");
+        assert_eq!(s.emails(u), [format!("{u}@example.org")], "{u}");
+        assert!(
+            s.joined_rooms(u).iter().any(|r| r == room_id),
+            "{u} not in the room"
+        );
+        assert!(s.devices(u).is_empty(), "{u}: a device: {:?}", s.devices(u));
+    }
+}
+
+#[test]
+fn an_ensure_batch_through_faults_ends_as_declared() {
+    let dir = tempfile::tempdir().unwrap();
+    let (room_id, alias) = server().make_room(&fresh("froom"), false);
+    let (file, users) = write_declared(dir.path(), 300, &alias);
+    let out = dir.path().join("out.jsonl");
+    let p = proxy(150, 0xe75e);
+    let run = Test::new()
+        .args(ensure_args(&file, &out, &p.url))
+        .arg("-q")
+        .run();
+    let injected = p.injected.lock().unwrap().clone();
+    assert_eq!(run.code, 0, "faults injected: {injected:?}\n{run:#?}");
+    check_declared(&out, &users, &room_id);
+    // A rerun through the same faults changes nothing.
+    let again = Test::new().args(ensure_args(&file, &out, &p.url)).run();
+    assert_eq!(again.code, 0, "{again:#?}");
+    assert!(
+        again.stderr.contains("0 updated, 300 unchanged"),
+        "{again:#?}"
+    );
+}
+
+#[test]
+fn a_killed_ensure_batch_through_faults_ends_as_declared_when_run_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (room_id, alias) = server().make_room(&fresh("kroom"), false);
+    let (file, users) = write_declared(dir.path(), 300, &alias);
+    let out = dir.path().join("out.jsonl");
+    let p = proxy(150, 0xc0de);
+    let child =
+        std::process::Command::new(assert_cmd::cargo::cargo_bin!("register_new_matrix_user"))
+            .args(ensure_args(&file, &out, &p.url))
+            .arg("-q")
+            .spawn()
+            .unwrap();
+    crate::kill_midway(child, &out, 60);
+    let run = Test::new().args(ensure_args(&file, &out, &p.url)).run();
+    assert_eq!(run.code, 0, "{run:#?}");
+    check_declared(&out, &users, &room_id);
+}
