@@ -53,11 +53,18 @@ pub struct Synapse {
     hs: Homeserver,
     token: Secret,
     shared: Arc<Shared>,
+    /// Deactivations also erase (`--erase`).
+    erase: bool,
 }
 
 impl Synapse {
-    pub fn new(hs: Homeserver, token: Secret, shared: Arc<Shared>) -> Self {
-        Synapse { hs, token, shared }
+    pub fn new(hs: Homeserver, token: Secret, shared: Arc<Shared>, erase: bool) -> Self {
+        Synapse {
+            hs,
+            token,
+            shared,
+            erase,
+        }
     }
 
     /// The stages without an account to read (no admin token).
@@ -165,7 +172,7 @@ impl Backend for Synapse {
         {
             // Nothing else is worth changing on an account that goes.
             return admin
-                .deactivate(user_id, false)
+                .deactivate(user_id, self.erase)
                 .map_err(|e| Failure::new(format!("deactivating {user_id}"), e));
         }
         let mut body = serde_json::Map::new();

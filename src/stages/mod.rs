@@ -160,6 +160,7 @@ impl<'a> Ctx<'a> {
             hs,
             token,
             resolved.backend_shared.clone(),
+            self.opts.erase,
         )))
     }
 

@@ -343,6 +343,11 @@ fn rollback_deactivates_exactly_what_a_batch_created() {
     rollback(&["--yes"]).code(0);
     for i in 0..5 {
         assert!(deactivated(&format!("{tag}n{i}")), "{tag}n{i}");
+        // Not erased without --erase.
+        assert_eq!(
+            s.user(&format!("{tag}n{i}")).unwrap()["erased"],
+            json!(false)
+        );
     }
     assert!(!deactivated(&existing));
     let recorded = lines(&out)
@@ -361,4 +366,40 @@ fn rollback_deactivates_exactly_what_a_batch_created() {
             .count(),
         5
     );
+}
+
+#[test]
+fn rollback_erases_only_when_asked() {
+    let s = synapse();
+    let dir = tempfile::tempdir().unwrap();
+    let u = fresh("erase");
+    let input = dir.path().join("in.jsonl");
+    let out = dir.path().join("out.jsonl");
+    write_jsonl(
+        &input,
+        &[json!({"username": u, "displayname": "Gone Soon"})],
+    );
+    ensure()
+        .args([
+            "--batch",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .run()
+        .code(0);
+    Test::new()
+        .args(["--rollback", out.to_str().unwrap(), "--yes", "--erase"])
+        .args([
+            "--admin-token-file",
+            &s.admin_token_file(),
+            "-k",
+            &s.secret,
+            &s.url,
+        ])
+        .run()
+        .code(0);
+    let acc = s.user(&u).unwrap();
+    assert_eq!(acc["deactivated"], json!(true));
+    assert_eq!(acc["erased"], json!(true), "{acc}");
 }

@@ -38,6 +38,7 @@ fn the_debian_package_holds_a_working_tool() {
         "./usr/share/register-new-matrix-user/hooks/welcome.lua",
         "./usr/share/doc/register-new-matrix-user/README.md",
         "./usr/share/doc/register-new-matrix-user/hooks.md",
+        "./usr/share/doc/register-new-matrix-user/desired-state.md",
         "./usr/share/man/man1/register-new-matrix-user.1.gz",
         "./usr/share/bash-completion/completions/register-new-matrix-user",
         "./usr/share/zsh/vendor-completions/_register-new-matrix-user",
