@@ -7,8 +7,8 @@
 //! `cargo bench --bench admin_client -- MODE PREFIX COUNT JOBS [ROUND]` with
 //! RNMU_SYNAPSE_URL, RNMU_SYNAPSE_ADMIN_TOKEN and RNMU_SYNAPSE_SERVER_NAME
 //! set. MODE `read` reads each account and its rooms; `write` reads them too,
-//! then sets admin and the display name and joins the room in
-//! RNMU_BENCH_ROOM, as a changing rerun does. Prints
+//! then sets admin and the display name and joins user i to room i mod n of
+//! the n room IDs in RNMU_BENCH_ROOMS, as a changing rerun does. Prints
 //! `bare: COUNT accounts in SECS s (N failed)`.
 
 use serde_json::json;
@@ -36,7 +36,11 @@ fn main() {
     let url = std::env::var("RNMU_SYNAPSE_URL").expect("RNMU_SYNAPSE_URL");
     let token = std::env::var("RNMU_SYNAPSE_ADMIN_TOKEN").expect("RNMU_SYNAPSE_ADMIN_TOKEN");
     let server = std::env::var("RNMU_SYNAPSE_SERVER_NAME").expect("RNMU_SYNAPSE_SERVER_NAME");
-    let room = std::env::var("RNMU_BENCH_ROOM").unwrap_or_default();
+    let rooms: Vec<String> = std::env::var("RNMU_BENCH_ROOMS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
     let next = AtomicUsize::new(0);
     let failures = AtomicUsize::new(0);
     let start = Instant::now();
@@ -65,7 +69,7 @@ fn main() {
                                 .put(format!("{url}/_synapse/admin/v2/users/{id}"))
                                 .json(&json!({"admin": round % 2 == 1, "displayname": format!("R{round}")})))
                             && ok(client
-                                .post(format!("{url}/_synapse/admin/v1/join/{}", enc(&room)))
+                                .post(format!("{url}/_synapse/admin/v1/join/{}", enc(&rooms[i % rooms.len()])))
                                 .json(&json!({"user_id": format!("@{prefix}{i}:{server}")})));
                     }
                     if !fine {

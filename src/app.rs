@@ -40,6 +40,11 @@ pub fn main() -> ExitCode {
         let _ = e.print();
         return ExitCode::from(exit::USAGE);
     }
+    if let Some(why) = ambiguous_passwords(&cli) {
+        let e = clap::Error::raw(clap::error::ErrorKind::ArgumentConflict, format!("{why}\n"));
+        let _ = e.print();
+        return ExitCode::from(exit::USAGE);
+    }
     if cli.plan && !cli.ensure && cli.rollback.is_none() {
         let e = clap::Error::raw(
             clap::error::ErrorKind::MissingRequiredArgument,
@@ -50,6 +55,7 @@ pub fn main() -> ExitCode {
     }
     let console = Console::new(Level::from_flags(cli.quiet, cli.verbose), cli.json);
     let opts = cli.options();
+    crate::interrupt::install();
     let result = match (&opts.batch, &opts.rollback) {
         (Some(path), _) => crate::batch::run(&opts, path, &console),
         (None, Some(results)) => crate::batch::rollback::run(&opts, results, &console),
@@ -62,6 +68,30 @@ pub fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// A password source that cannot mean what it says with `--batch`.
+fn ambiguous_passwords(cli: &Cli) -> Option<&'static str> {
+    let batch = cli.batch.as_ref()?;
+    if cli.password.is_some() || cli.password_file.is_some() {
+        if batch.as_os_str() == "-"
+            && cli
+                .password_file
+                .as_ref()
+                .is_some_and(|p| p.as_os_str() == "-")
+        {
+            return Some(
+                "--batch - and --password-file - would both read standard input: give the batch \
+                 as a file, and the passwords in its password column",
+            );
+        }
+        return Some(
+            "-p and --password-file give one password, and a batch has many accounts: put each \
+             row's password in the batch file's password column, or leave it out and the row \
+             gets a generated password",
+        );
+    }
+    None
 }
 
 /// Prints what `--generate KIND` asks for, when the command line is just that.

@@ -8,7 +8,8 @@
 //!    [`report`], [`console`], [`files`], [`policy`], [`prompt`];
 //! 2. the transports and server clients: [`retry`], [`homeserver`] (the
 //!    shared-secret endpoint, the client API and the admin API, each in its
-//!    own file) and [`backend`], the one interface a server kind offers;
+//!    own file), [`backend`], the one interface a server kind offers, and
+//!    [`interrupt`], which ends the run's sessions on SIGINT and SIGTERM;
 //! 3. the stages, one file each, in [`stages`];
 //! 4. the [`runner`], which fires [`hooks`] between the stages;
 //! 5. [`batch`];
@@ -23,6 +24,7 @@ pub mod error;
 pub mod files;
 pub mod homeserver;
 pub mod hooks;
+pub mod interrupt;
 pub mod options;
 pub mod policy;
 pub mod prompt;

@@ -19,6 +19,13 @@ pub trait Prompter {
     fn password(&mut self, prompt: &str) -> Result<Secret, Error>;
 }
 
+/// Puts back the terminal settings a hidden prompt changed, if one is open
+/// (an interrupt during the prompt).
+/// Whether one was.
+pub fn restore_terminal() -> bool {
+    echo::restore()
+}
+
 /// Asks a yes/no question on the terminal; only `y` or `yes` is a yes.
 pub fn confirm(question: &str) -> Result<bool, Error> {
     let answer = Terminal.text(&format!("{question} [y/N]"), None)?;
@@ -107,17 +114,16 @@ impl Prompter for NoPrompts {
 /// Puts the terminal's echo back when Ctrl-C ends the tool during a hidden
 /// prompt (the terminal layer turns echo off while the password is typed).
 mod echo {
-    use std::sync::{Mutex, Once};
+    use std::sync::Mutex;
 
     /// The terminal settings from before the prompt, while one is open.
     static SAVED: Mutex<Option<(i32, libc::termios)>> = Mutex::new(None);
-    static HANDLER: Once = Once::new();
 
     pub struct Restore;
 
     impl Restore {
-        /// Saves the settings of the terminal the prompt reads from, and makes
-        /// Ctrl-C restore them and exit with 130.
+        /// Saves the settings of the terminal the prompt reads from, which an
+        /// interrupt puts back ([`super::restore_terminal`]).
         pub fn arm() -> Restore {
             use std::os::fd::AsRawFd;
             let tty = std::fs::File::open("/dev/tty");
@@ -139,18 +145,11 @@ mod echo {
                     }
                 }
             }
-            HANDLER.call_once(|| {
-                let _ = ctrlc::set_handler(|| {
-                    restore();
-                    eprintln!();
-                    std::process::exit(130);
-                });
-            });
             Restore
         }
     }
 
-    fn restore() {
+    pub fn restore() -> bool {
         if let Ok(mut s) = SAVED.lock() {
             if let Some((fd, t)) = s.take() {
                 // SAFETY: fd is our own duplicate; t came from tcgetattr on it.
@@ -158,8 +157,10 @@ mod echo {
                     libc::tcsetattr(fd, libc::TCSANOW, &t);
                     libc::close(fd);
                 }
+                return true;
             }
         }
+        false
     }
 
     impl Drop for Restore {

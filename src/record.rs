@@ -48,6 +48,8 @@ pub struct Record {
     /// reaching us (a dropped connection, a 5xx): a later "user in use" is
     /// then settled by logging in with the password.
     pub maybe_sent: bool,
+    /// `Sending registration request...` was said (once per record).
+    pub announced: bool,
     pub nonce: Option<String>,
     pub mac: Option<String>,
     pub user_id: Option<String>,

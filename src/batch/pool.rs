@@ -251,6 +251,17 @@ fn run_row(
     if let Some(e) = &mut r.error {
         *e = format!("line {line}: {e}");
     }
+    // Refused this time, but an earlier attempt may have reached the server:
+    // the row keeps that state and its password until a run settles it.
+    if let Some(p) = prior.filter(|p| {
+        r.status == Status::Rejected && matches!(p.status, Status::Pending | Status::Failed)
+    }) {
+        r.status = p.status;
+        r.password = p.password.clone();
+        if let Some(e) = &mut r.error {
+            e.push_str("; left as an earlier run recorded it: its request may have reached the server, and its password is kept");
+        }
+    }
     (r, false)
 }
 

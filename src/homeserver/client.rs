@@ -38,10 +38,14 @@ impl Homeserver {
         let body = self.retried(&format!("POST {path}"), Repeat::Safe, None, || {
             self.send(&url, self.client.post(&url).json(&req))
         })?;
-        serde_json::from_value(body).map_err(|e| HsError::Body {
+        let session: Registered = serde_json::from_value(body).map_err(|e| HsError::Body {
             url: self.shown(&url),
             cause: e.to_string(),
-        })
+        })?;
+        if let Some(t) = &session.access_token {
+            super::sessions::opened(self, t, false);
+        }
+        Ok(session)
     }
 
     /// `POST /_matrix/client/v3/logout`: ends the session and deletes its device.
@@ -66,11 +70,15 @@ impl Homeserver {
                     .json(&serde_json::json!({})),
             )
         });
-        match result {
+        let result = match result {
             // A token whose session a lost answer already ended is logged out.
             Err(e) if e.errcode() == Some("M_UNKNOWN_TOKEN") => Ok(()),
             other => other.map(|_| ()),
+        };
+        if result.is_ok() {
+            super::sessions::closed(token);
         }
+        result
     }
 
     /// Any client-API request, authenticated with `token` when given, with

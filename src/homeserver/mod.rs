@@ -12,6 +12,7 @@
 
 pub mod admin;
 pub mod client;
+pub mod sessions;
 pub mod shared_secret;
 
 pub use shared_secret::{REGISTER_PATH, RegisterRequest, Registered};
@@ -107,6 +108,14 @@ impl Homeserver {
             policy: transport.policy.clone(),
             deadline: None,
         })
+    }
+
+    /// The same client with no retries: one try of each request (what an
+    /// interrupted run can still afford).
+    pub fn once(mut self) -> Self {
+        self.policy.retries = 0;
+        self.policy.max_wait = Duration::ZERO;
+        self
     }
 
     /// The same client, whose retries end by `deadline`.

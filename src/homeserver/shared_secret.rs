@@ -52,9 +52,13 @@ impl Homeserver {
     pub fn register(&self, req: &RegisterRequest<'_>) -> Result<Registered, HsError> {
         let url = self.url(REGISTER_PATH);
         let body = self.send(&url, self.client.post(&url).json(req))?;
-        serde_json::from_value(body).map_err(|e| HsError::Body {
+        let done: Registered = serde_json::from_value(body).map_err(|e| HsError::Body {
             url: self.shown(&url),
             cause: e.to_string(),
-        })
+        })?;
+        if let Some(t) = &done.access_token {
+            super::sessions::opened(self, t, true);
+        }
+        Ok(done)
     }
 }

@@ -23,7 +23,10 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
     let console = ctx.console;
     let answer = {
         let req = request(rec)?;
-        console.status("Sending registration request...");
+        // Said once, as the original does, however often it is tried.
+        if !rec.announced {
+            console.status("Sending registration request...");
+        }
         console.debug(&format!(
             "POST {}{}",
             hs.base_url(),
@@ -31,6 +34,7 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         ));
         hs.register(&req)
     };
+    rec.announced = true;
     let e = match answer {
         Ok(done) => {
             console.verbose(&format!("registered {}", done.user_id));
@@ -60,6 +64,27 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         Verdict::Transient => {
             // The request may have reached the server; its answer did not reach us.
             rec.maybe_sent = true;
+            if ctx.retries == 0 && rec.password_generated {
+                // Nobody else knows this password: the outcome is settled now
+                // (one login), or the password handed out with what is known.
+                match settle_by_login(rec, ctx) {
+                    Ok(true) => {
+                        console.status("Success!");
+                        return Ok(());
+                    }
+                    Ok(false) => {}
+                    Err(_) => {
+                        if let (Some(pw), false) = (&rec.password, ctx.opts.json) {
+                            console.status_always(&format!(
+                                "Generated password (the registration's answer was lost and its \
+                                 outcome cannot be told now; if {} exists, this is its password): {}",
+                                rec.username.as_deref().unwrap_or("?"),
+                                pw.expose()
+                            ));
+                        }
+                    }
+                }
+            }
             Err(explain(e, &hs, rec))
         }
         _ => Err(explain(e, &hs, rec)),

@@ -17,6 +17,7 @@ mod package;
 mod prompts;
 mod rig;
 mod servers;
+mod signals;
 mod transports;
 
 pub use rig::{fresh, synapse, synapse_with};
