@@ -142,6 +142,8 @@ impl Report {
                     && !(status == Status::Incomplete
                         && rec.exists == Some(true)
                         && !rec.created_here)
+                    // A failure that surely never reached the server created nothing.
+                    && !(status == Status::Failed && !rec.maybe_sent)
             }),
         }
     }

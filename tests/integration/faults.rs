@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Fault {
+pub enum Fault {
     Drop,
     Html502,
     Html503,
@@ -71,7 +71,7 @@ pub fn proxy(per_mille: u64, seed: u64) -> Proxy {
 
 /// A proxy in front of `s` that injects faults into the requests `pick`
 /// chooses (by their request line): `only` that kind, or any.
-fn proxy_to(
+pub fn proxy_to(
     s: &crate::rig::Synapse,
     per_mille: u64,
     seed: u64,

@@ -5,6 +5,7 @@
 mod batch;
 mod docs;
 mod drop_in;
+mod edges;
 mod ensure;
 mod errors;
 mod extensions;

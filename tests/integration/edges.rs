@@ -1,0 +1,206 @@
+//! The edges where the tool once broke its word, each found against a real
+//! Synapse: a generated password lost with its answer, passwords shown for
+//! accounts that never got them, a rerun hiding an account, ambiguous
+//! password sources, a status line said twice.
+
+use crate::faults::{Fault, proxy_to};
+use crate::{Test, fresh, synapse};
+use serde_json::Value;
+
+fn register_only(line: &str) -> bool {
+    line.starts_with("POST /_synapse/admin/v1/register")
+}
+
+#[test]
+fn a_generated_password_survives_a_lost_register_answer() {
+    let s = synapse();
+    let p = proxy_to(s, 1000, 1, register_only, Some(Fault::CutAfterCommit));
+    let u = fresh("lostpw");
+    let hook = crate::rig::root().join("hooks/generate-password.lua");
+    let run = Test::new()
+        .args(["-u", &u, "--no-admin", "--hook", hook.to_str().unwrap()])
+        .args(["-k", &s.secret, &p.url])
+        .run();
+    run.code(0);
+    let pw = run
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Generated password: "))
+        .unwrap_or_else(|| panic!("no password handed out: {run:?}"));
+    assert!(
+        run.stdout
+            .starts_with("Sending registration request...\nSuccess!\n"),
+        "{run:?}"
+    );
+    assert!(
+        s.login(&u, pw).is_some(),
+        "the handed-out password does not log in"
+    );
+    assert!(s.devices(&u).len() <= 1);
+}
+
+/// The first register request only.
+fn first_register(line: &str) -> bool {
+    static SEEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    register_only(line) && SEEN.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0
+}
+
+#[test]
+fn the_request_is_announced_once_however_often_it_is_tried() {
+    let s = synapse();
+    let p = proxy_to(s, 1000, 2, first_register, Some(Fault::CutAfterCommit));
+    let u = fresh("once");
+    Test::new()
+        .args([
+            "-u",
+            &u,
+            "-p",
+            "a-long-password-7",
+            "--no-admin",
+            "--retries",
+            "3",
+        ])
+        .args(["-k", &s.secret, &p.url])
+        .run()
+        .code(0)
+        .stdout("Sending registration request...\nSuccess!\n");
+}
+
+#[test]
+fn rows_that_got_no_password_show_none() {
+    let s = synapse();
+    let dir = tempfile::tempdir().unwrap();
+    let taken = fresh("taken");
+    s.register_directly(&taken, "a-long-password-8", false);
+    let file = dir.path().join("rows.csv");
+    std::fs::write(&file, format!("username\n{taken}\n")).unwrap();
+    let run = Test::new()
+        .args([
+            "--batch",
+            file.to_str().unwrap(),
+            "--exists-ok",
+            "-k",
+            &s.secret,
+            &s.url,
+        ])
+        .run();
+    run.code(0);
+    assert!(!run.stdout.contains("Generated password"), "{run:?}");
+    let json = Test::new()
+        .args([
+            "--batch",
+            file.to_str().unwrap(),
+            "--exists-ok",
+            "--json",
+            "-k",
+            &s.secret,
+            &s.url,
+        ])
+        .run();
+    let line: Value = serde_json::from_str(json.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(line["status"], "exists");
+    assert!(line.get("password").is_none(), "{line}");
+
+    // A row that failed before anything reached a server was never registered.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let run = Test::new()
+        .args([
+            "--batch",
+            file.to_str().unwrap(),
+            "--retries",
+            "0",
+            "-k",
+            &s.secret,
+            &url,
+        ])
+        .run();
+    run.code(1);
+    assert!(!run.stdout.contains("Generated password"), "{run:?}");
+}
+
+#[test]
+fn a_refused_rerun_keeps_a_pending_row_and_its_password() {
+    let s = synapse();
+    let dir = tempfile::tempdir().unwrap();
+    let u = fresh("pend");
+    s.register_directly(&u, "Recorded-pw-123", false);
+    let out = dir.path().join("out.jsonl");
+    std::fs::write(
+        &out,
+        format!(
+            "{{\"username\":\"{u}\",\"status\":\"pending\",\"password\":\"Recorded-pw-123\"}}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let hook = dir.path().join("refuse.lua");
+    std::fs::write(
+        &hook,
+        "return { before_validate = function() error(\"closed today\") end }\n",
+    )
+    .unwrap();
+    let file = dir.path().join("rows.csv");
+    std::fs::write(&file, format!("username\n{u}\n")).unwrap();
+    let run = Test::new()
+        .args([
+            "--batch",
+            file.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .args(["--hook", hook.to_str().unwrap(), "-k", &s.secret, &s.url])
+        .run();
+    run.code(1);
+    let last: Value = serde_json::from_str(
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(last["status"], "pending", "{last}");
+    assert_eq!(last["password"], "Recorded-pw-123", "{last}");
+    assert!(
+        last["error"].as_str().unwrap().contains("closed today"),
+        "{last}"
+    );
+}
+
+#[test]
+fn one_password_for_a_whole_batch_is_refused() {
+    let s = synapse();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rows.csv");
+    std::fs::write(&file, "username\nnobody1\n").unwrap();
+    Test::new()
+        .args([
+            "--batch",
+            file.to_str().unwrap(),
+            "-p",
+            "same-for-all",
+            "-k",
+            &s.secret,
+            &s.url,
+        ])
+        .run()
+        .code(2)
+        .stderr_has("password column");
+    Test::new()
+        .args([
+            "--batch",
+            "-",
+            "--password-file",
+            "-",
+            "-k",
+            &s.secret,
+            &s.url,
+        ])
+        .stdin("username\nnobody2\n")
+        .run()
+        .code(2)
+        .stderr_has("both read standard input");
+    assert!(s.user("nobody1").is_none() && s.user("nobody2").is_none());
+}
