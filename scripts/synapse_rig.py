@@ -136,7 +136,8 @@ def write_config(d, port, secret, tls_port):
     }
     cfg.update(json.loads(os.environ.get("RNMU_SYNAPSE_CONFIG_OVERRIDES") or "{}"))
     path = os.path.join(d, "homeserver.yaml")
-    with open(path, "w") as f:
+    # It holds the shared secret: readable by its owner alone, as an admin keeps it.
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
         json.dump(cfg, f, indent=1)  # JSON is YAML
     return path
 

@@ -161,6 +161,7 @@ fn run_one(opts: &Options, console: &Console, rec: &mut Record) -> Result<(), Er
     let stages = crate::backend::stages(ctx.mode);
     Runner::new(&mut hooks, opts.dry_run).run(&stages[..1], rec, &mut ctx)?;
     let resolved = ctx.resolved()?;
+    resolved.transport.policy.waits.set_single(opts.deadline);
     add_config_hooks(&mut hooks, &resolved)?;
 
     Runner::new(&mut hooks, opts.dry_run).run(&stages[1..], rec, &mut ctx)?;

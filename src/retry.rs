@@ -200,6 +200,9 @@ pub struct Waits {
     /// Whether each long wait gets a line of its own (a batch shows them on
     /// its progress line instead).
     quiet_waits: std::sync::atomic::AtomicBool,
+    /// A single registration at a terminal: how long it may wait in all,
+    /// said with the first wait.
+    single_bound: Mutex<Option<Duration>>,
     /// Until when (ms since `start`) the run waits, and on what.
     until_ms: AtomicU64,
     what: Mutex<String>,
@@ -224,6 +227,11 @@ impl Waits {
     /// Long waits are shown elsewhere (the progress line): no line each.
     pub fn set_waits_shown_elsewhere(&self) {
         self.quiet_waits.store(true, Ordering::Relaxed);
+    }
+
+    /// The run is one registration, whose waits end by `deadline` in all.
+    pub fn set_single(&self, deadline: Duration) {
+        *self.single_bound.lock().unwrap_or_else(|p| p.into_inner()) = Some(deadline);
     }
 
     pub fn set_rows_left(&self, n: u64) {
@@ -282,6 +290,12 @@ impl Waits {
             }
             if let Some(hint) = exempt_hint(what, who) {
                 line.push_str(&format!(". {hint}"));
+            }
+            if let Some(bound) = *self.single_bound.lock().unwrap_or_else(|p| p.into_inner()) {
+                line.push_str(&format!(
+                    ". This registration waits at most {} in all (--deadline); Ctrl-C stops it",
+                    secs(bound)
+                ));
             }
             self.say(&line);
         } else if wait >= LONG_WAIT && !self.quiet_waits.load(Ordering::Relaxed) {
@@ -367,11 +381,19 @@ fn exempt_hint(what: &str, who: &dyn Fn() -> Option<String>) -> Option<String> {
         );
     }
     let who = who()?;
-    Some(format!(
-        "To exempt {who}, a server admin can call Synapse's admin API: POST \
+    let exempt = format!(
+        "a server admin can exempt {who} with Synapse's admin API: POST \
          /_synapse/admin/v1/users/{who}/override_ratelimit {{\"messages_per_second\": 0, \
-         \"burst_count\": 0}} (welcome.lua does this itself with welcome.exempt_bot: true)"
-    ))
+         \"burst_count\": 0}}"
+    );
+    if what.contains("/join") {
+        // The limited account is the one joining (for a new user, its own join).
+        return Some(format!(
+            "The account limited is {who}: joins are limited per account by rc_joins.local in \
+             homeserver.yaml (raise it there), or {exempt}"
+        ));
+    }
+    Some(format!("The account limited is {who}: {exempt}"))
 }
 
 #[cfg(test)]

@@ -230,7 +230,8 @@ impl<'h> Runner<'h> {
 
     /// Whether, and after which wait (already waited), the register call is
     /// tried again after `e`: the run's retry policy with `--retries` as the
-    /// budget; none at all with `--retries 0`.
+    /// budget. A rate limit is waited out whatever `--retries` says (it uses
+    /// none up), within `--max-wait` and `--deadline`.
     fn again(
         &self,
         method: &str,
@@ -238,9 +239,6 @@ impl<'h> Runner<'h> {
         spent: &mut u32,
         ctx: &Ctx<'_>,
     ) -> Result<Option<std::time::Duration>, Error> {
-        if ctx.retries == 0 {
-            return Ok(None);
-        }
         let resolved = ctx.resolved()?;
         let policy = crate::retry::Policy {
             retries: ctx.retries,

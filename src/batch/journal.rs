@@ -39,6 +39,9 @@ pub struct Journal {
     path: PathBuf,
     file: Mutex<File>,
     prior: HashMap<String, Prior>,
+    /// The lines (1-based) that were passed over: not UTF-8, not JSON, or
+    /// not a result.
+    pub damaged: Vec<usize>,
 }
 
 /// The key rows are matched on: the username as the server will store it.
@@ -102,10 +105,18 @@ impl Journal {
             )));
         }
         let mut prior: HashMap<String, Prior> = HashMap::new();
-        for line in BufReader::new(&file).lines() {
+        let mut damaged = Vec::new();
+        for (n, line) in BufReader::new(&file).split(b'\n').enumerate() {
             let line = line.map_err(|e| fail("read", e))?;
-            // A line cut short by a crash, or anything else, is passed over.
-            let Ok(r) = serde_json::from_str::<Report>(&line) else {
+            // A line cut short by a crash, one that is not UTF-8, or anything
+            // else that is not a result, is passed over (and counted).
+            let parsed = std::str::from_utf8(&line)
+                .ok()
+                .and_then(|l| serde_json::from_str::<Report>(l).ok());
+            let Some(r) = parsed else {
+                if !line.iter().all(u8::is_ascii_whitespace) {
+                    damaged.push(n + 1);
+                }
                 continue;
             };
             let Some(username) = r.username.as_deref() else {
@@ -152,6 +163,7 @@ impl Journal {
             path: path.to_path_buf(),
             file: Mutex::new(file),
             prior,
+            damaged,
         })
     }
 
@@ -166,6 +178,18 @@ impl Journal {
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
+    }
+
+    /// One line saying which lines were passed over, if any were.
+    pub fn damage_warning(&self) -> Option<String> {
+        let first = self.damaged.first()?;
+        Some(format!(
+            "the results file {} has {} line{} that {} not a result (the first: line {first}), passed over",
+            self.path.display(),
+            self.damaged.len(),
+            if self.damaged.len() == 1 { "" } else { "s" },
+            if self.damaged.len() == 1 { "is" } else { "are" },
+        ))
     }
 
     pub fn prior(&self, username: &str) -> Option<&Prior> {
@@ -214,6 +238,7 @@ mod tests {
         )
         .unwrap();
         let j = Journal::open(&p).unwrap();
+        assert_eq!(j.damaged, [5, 6]);
         let a = j.prior("a").unwrap();
         assert_eq!(a.status, Status::Pending);
         assert_eq!(a.password.as_ref().unwrap().expose(), "pw-a");
@@ -239,6 +264,24 @@ mod tests {
         assert!(err.to_string().contains("in use by another run"), "{err}");
         drop(j);
         assert!(Journal::open(&p).is_ok());
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_passed_over_like_any_damaged_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.jsonl");
+        let mut text = b"{\"username\":\"a\",\"status\":\"registered\"}\n".to_vec();
+        text.extend_from_slice(b"{\"username\":\"\xff\xfe\",\"status\":\"pending\"}\n");
+        text.extend_from_slice(
+            b"{\"username\":\"b\",\"status\":\"pending\",\"password\":\"pw\"}\n",
+        );
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let j = Journal::open(&p).unwrap();
+        assert_eq!(j.damaged, [2]);
+        assert_eq!(j.prior("a").unwrap().status, Status::Registered);
+        assert_eq!(j.prior("b").unwrap().status, Status::Pending);
+        assert!(j.damage_warning().unwrap().contains("(the first: line 2)"));
     }
 
     #[test]

@@ -43,7 +43,13 @@ pub fn run(cli: &Options, path: &Path, console: &Console) -> Result<u8, Error> {
     };
     let rows = reader::open(path, format)?;
     let journal = match (&cli.output, cli.dry_run || cli.plan) {
-        (Some(p), false) => Some(journal::Journal::open(p)?),
+        (Some(p), false) => {
+            let j = journal::Journal::open(p)?;
+            if let Some(w) = j.damage_warning() {
+                console.warn(&w);
+            }
+            Some(j)
+        }
         (Some(_), true) => {
             console.warn(if cli.plan {
                 "--plan leaves the --output file alone"

@@ -15,6 +15,9 @@ use std::path::Path;
 
 pub fn run(opts: &Options, results: &Path, console: &Console) -> Result<u8, Error> {
     let journal = Journal::open(results)?;
+    if let Some(w) = journal.damage_warning() {
+        console.warn(&w);
+    }
     let created = journal.created();
     let n = created.len();
     if n == 0 {

@@ -68,7 +68,14 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
 
     if rec.server_url.is_none() {
         let url = match &config {
-            Some(cfg) => match client_listener_url(&cfg.merged)? {
+            Some(cfg) => match client_listener_url(&cfg.merged).map_err(|e| {
+                match (e, &cfg.listeners_from) {
+                    (Error::Config(m), Some(file)) => {
+                        Error::Config(format!("config file {}: {m}", file.display()))
+                    }
+                    (e, _) => e,
+                }
+            })? {
                 Some(url) => url,
                 None => {
                     ctx.console.warn(&format!(
@@ -190,6 +197,8 @@ pub struct Config {
     pub hooks: Vec<PathBuf>,
     /// `register_new_matrix_user.admin_token_path`, likewise.
     pub admin_token_path: Option<PathBuf>,
+    /// The file whose `listeners` the merge kept.
+    pub listeners_from: Option<PathBuf>,
 }
 
 /// The files `-c` names, as Synapse's own `-c` reads them: a file as it is;
@@ -248,10 +257,10 @@ pub fn load(paths: &[PathBuf], console: &crate::console::Console) -> Result<Conf
         console.debug(&format!("config: reading {}", path.display()));
         let bytes = crate::files::read_regular(path, crate::files::CONFIG_MAX).map_err(|e| {
             let msg = format!("cannot open config file {}: {e}", path.display());
-            match e {
-                crate::files::ReadError::TooLarge(_) => Error::Config(msg),
-                _ => Error::Usage(msg),
-            }
+            // As the original, whatever the reason: a -c that cannot be
+            // opened (or is past the size read) is a command-line error.
+            let _ = e;
+            Error::Usage(msg)
         })?;
         let text = String::from_utf8(bytes).map_err(|_| {
             Error::Config(format!(
@@ -286,6 +295,9 @@ pub fn load(paths: &[PathBuf], console: &crate::console::Console) -> Result<Conf
         }
         if map.contains_key("registration_shared_secret") {
             cfg.inline_secret_from = Some(path.clone());
+        }
+        if map.contains_key("listeners") {
+            cfg.listeners_from = Some(path.clone());
         }
         for (k, v) in map {
             cfg.merged.insert(k, v);

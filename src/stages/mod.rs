@@ -80,8 +80,8 @@ pub struct Ctx<'a> {
     /// `--dry-run`: nothing is sent to the server.
     pub dry_run: bool,
     /// How often the register call (with a fresh nonce) is tried again
-    /// after a 5xx, a lost connection or an expired nonce (`--retries`); 0
-    /// also turns off waiting out a rate limit there, as the original does.
+    /// after a 5xx, a lost connection or an expired nonce (`--retries`). A
+    /// rate limit is waited out in any case.
     pub retries: u32,
     /// When this registration must be over (`--deadline`), set when it starts.
     pub deadline: Option<Instant>,

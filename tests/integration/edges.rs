@@ -204,3 +204,64 @@ fn one_password_for_a_whole_batch_is_refused() {
         .stderr_has("both read standard input");
     assert!(s.user("nobody1").is_none() && s.user("nobody2").is_none());
 }
+
+#[test]
+fn the_rigs_config_is_private_so_the_demo_warns_of_nothing() {
+    let s = synapse();
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&s.config).unwrap().permissions(),
+    );
+    assert_eq!(
+        mode & 0o077,
+        0,
+        "the rig's config is readable by others: {mode:o}"
+    );
+    let run = Test::new()
+        .args([
+            "-c",
+            s.config.to_str().unwrap(),
+            "-u",
+            &fresh("demo"),
+            "--admin",
+        ])
+        .args(["--password-file", "-"])
+        .stdin("a-demo-password-1")
+        .run();
+    run.code(0);
+    assert!(!run.stderr.contains("warning"), "{run:?}");
+}
+
+#[test]
+fn a_single_registration_waits_out_a_rate_limit_and_says_for_how_long() {
+    let s = synapse();
+    let p = proxy_to(s, 1000, 3, first_register_429, Some(Fault::RateLimit));
+    let u = fresh("wait429");
+    let run = Test::new()
+        .args(["-u", &u, "-p", "a-long-password-10", "--no-admin"])
+        .args(["-k", &s.secret, &p.url])
+        .run();
+    run.code(0)
+        .stdout("Sending registration request...\nSuccess!\n")
+        .stderr_has("waits at most 1 h 0 min in all (--deadline); Ctrl-C stops it");
+    assert!(s.user(&u).is_some());
+    // --max-wait still bounds it: the server asks for 50 ms, and 0.01 s is less.
+    let p = proxy_to(s, 1000, 4, register_only, Some(Fault::RateLimit));
+    Test::new()
+        .args([
+            "-u",
+            &fresh("wait429b"),
+            "-p",
+            "a-long-password-10",
+            "--no-admin",
+        ])
+        .args(["--max-wait", "0.01", "-k", &s.secret, &p.url])
+        .run()
+        .code(1)
+        .stderr_has("longer than --max-wait");
+}
+
+/// The first register request only (a second counter).
+fn first_register_429(line: &str) -> bool {
+    static SEEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    register_only(line) && SEEN.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0
+}

@@ -219,7 +219,10 @@ fn bad_yaml_and_unreadable_files() {
         .run()
         .code(1)
         .one_clear_line()
-        .stderr_has("neither a port nor a path");
+        .stderr_has(&format!(
+            "config file {}: the config's client listener has neither a port nor a path",
+            lonely.display()
+        ));
 }
 
 #[test]

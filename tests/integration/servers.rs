@@ -269,7 +269,8 @@ fn inputs_that_never_end_are_refused() {
         (
             vec!["-c".into(), big.to_str().unwrap().into()],
             "it is larger than 4 MiB",
-            1,
+            // Like any -c that cannot be opened (it was 1 once).
+            2,
         ),
         (
             vec!["-c".into(), cfg_with_path("/dev/zero")],
