@@ -62,6 +62,8 @@ local function settings()
 end
 
 local s
+-- Why the bot cannot be used, once known: every later row is refused too.
+local refused
 
 local function fill(template, rec)
   local values = {
@@ -94,13 +96,24 @@ end
 
 -- Reads the settings once per worker, and exempts the bot if asked to.
 local function start(ctx)
+  if refused then error(refused, 0) end
   if s then return end
   local got = settings()
   if not got.token or got.token == "" then
     error("welcome.lua needs the bot's access token: set RNMU_WELCOME_TOKEN, or welcome.token_env in the config")
   end
+  -- Settings count as read only once the bot is known to be usable, so a
+  -- refusal holds for every row of every worker, not only the first.
+  if got.exempt and not ctx.dry_run then
+    s = got
+    local ok, err = pcall(exempt_bot)
+    if not ok then
+      s = nil
+      refused = tostring(err)
+      error(refused, 0)
+    end
+  end
   s = got
-  if s.exempt and not ctx.dry_run then exempt_bot() end
 end
 
 return {

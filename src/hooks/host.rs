@@ -584,47 +584,85 @@ fn dm_alias(bot: &str, user: &str) -> String {
     format!("_rnmu_dm_{}", &hex::encode(digest)[..20])
 }
 
+/// How many aliases a direct chat tries, when others hold the first ones.
+const DM_ALIASES: usize = 5;
+
 /// A direct chat with `user_id` as the token's owner: the one opened
 /// before, or a new one. The room ID, and whether it existed already.
+///
+/// A chat found by its alias is taken only if the owner created it and is in
+/// it: anyone can compute the alias and claim it first, and such a room is
+/// passed over (with a warning) for the next alias of the pair.
 fn dm(host: &Host, token: &Secret, user_id: &str) -> mlua::Result<(String, bool)> {
     let me = host.whoami(token)?;
-    let alias_local = dm_alias(&me, user_id);
     let server = me.split_once(':').map_or("", |(_, s)| s);
-    let body = serde_json::json!({
-        "is_direct": true,
-        "invite": [user_id],
-        "preset": "trusted_private_chat",
-        "room_alias_name": alias_local,
-    });
-    let create = "/_matrix/client/v3/createRoom";
-    // Safe to repeat: a second try for the same pair is refused with
-    // M_ROOM_IN_USE, and the room is then found by its alias.
-    let (status, j) = call_status(host, "POST", create, token, body, Repeat::Safe)?;
-    if status == 200 {
+    let first = dm_alias(&me, user_id);
+    for n in 0..DM_ALIASES {
+        let alias_local = if n == 0 {
+            first.clone()
+        } else {
+            format!("{first}_{n}")
+        };
+        let body = serde_json::json!({
+            "is_direct": true,
+            "invite": [user_id],
+            "preset": "trusted_private_chat",
+            "room_alias_name": alias_local,
+        });
+        let create = "/_matrix/client/v3/createRoom";
+        // Safe to repeat: a second try for the same pair is refused with
+        // M_ROOM_IN_USE, and the room is then found by its alias.
+        let (status, j) = call_status(host, "POST", create, token, body, Repeat::Safe)?;
+        if status == 200 {
+            let room = str_field(&j, "room_id")
+                .ok_or_else(|| mlua::Error::runtime("createRoom answered without a room_id"))?;
+            return Ok((room, false));
+        }
+        if str_field(&j, "errcode").as_deref() != Some("M_ROOM_IN_USE") {
+            return Err(answered("POST", create, status, &j));
+        }
+        let alias = format!("#{alias_local}:{server}");
+        let path = format!("/_matrix/client/v3/directory/room/{}", segment(&alias));
+        let j = get_ok(host, &path, token)?;
         let room = str_field(&j, "room_id")
-            .ok_or_else(|| mlua::Error::runtime("createRoom answered without a room_id"))?;
-        return Ok((room, false));
+            .ok_or_else(|| mlua::Error::runtime(format!("{alias} did not resolve to a room ID")))?;
+        if own_room(host, token, &me, &room)? {
+            return Ok((room, true));
+        }
+        host.log(
+            Level::Normal,
+            "warn",
+            &format!(
+                "the direct chat's alias {alias} was claimed by a room {me} did not create or is \
+                 not in (squatted): passed over for the next alias"
+            ),
+        );
     }
-    if str_field(&j, "errcode").as_deref() != Some("M_ROOM_IN_USE") {
-        return Err(answered("POST", create, status, &j));
-    }
-    let alias = format!("#{alias_local}:{server}");
-    let path = format!("/_matrix/client/v3/directory/room/{}", segment(&alias));
-    let j = get_ok(host, &path, token)?;
-    let room = str_field(&j, "room_id")
-        .ok_or_else(|| mlua::Error::runtime(format!("{alias} did not resolve to a room ID")))?;
-    // The alias must be this account's own chat: it is a member.
+    Err(mlua::Error::runtime(format!(
+        "the first {DM_ALIASES} aliases of the direct chat between {me} and {user_id} are all \
+         held by rooms {me} did not create"
+    )))
+}
+
+/// Whether `me` created `room` and is joined to it.
+fn own_room(host: &Host, token: &Secret, me: &str, room: &str) -> mlua::Result<bool> {
     let member = format!(
         "/_matrix/client/v3/rooms/{}/state/m.room.member/{}",
-        segment(&room),
-        segment(&me)
+        segment(room),
+        segment(me)
     );
     match get(host, &member, token)? {
-        (200, j) if str_field(&j, "membership").as_deref() == Some("join") => Ok((room, true)),
-        _ => Err(mlua::Error::runtime(format!(
-            "the direct chat's alias {alias} belongs to a room {me} is not in"
-        ))),
+        (200, j) if str_field(&j, "membership").as_deref() == Some("join") => {}
+        _ => return Ok(false),
     }
+    let create = format!(
+        "/_matrix/client/v3/rooms/{}/state/m.room.create/?format=event",
+        segment(room)
+    );
+    Ok(match get(host, &create, token)? {
+        (200, j) => str_field(&j, "sender").as_deref() == Some(me),
+        _ => false,
+    })
 }
 
 /// The ID of an `m.text` from `me` with exactly `text` among the room's

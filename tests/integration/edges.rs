@@ -265,3 +265,94 @@ fn first_register_429(line: &str) -> bool {
     static SEEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     register_only(line) && SEEN.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0
 }
+
+fn welcome() -> String {
+    crate::rig::root()
+        .join("hooks/welcome.lua")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn a_bot_that_cannot_be_exempted_refuses_every_row_of_every_worker() {
+    let s = synapse();
+    let dir = tempfile::tempdir().unwrap();
+    let bot = fresh("plainbot");
+    s.register_directly(&bot, "a-long-bot-password", false);
+    let token = s.login(&bot, "a-long-bot-password").unwrap();
+    let users: Vec<String> = (0..12).map(|_| fresh("exq")).collect();
+    let file = dir.path().join("rows.csv");
+    std::fs::write(&file, format!("username\n{}\n", users.join("\n"))).unwrap();
+    let run = Test::new()
+        .args([
+            "--batch",
+            file.to_str().unwrap(),
+            "-j",
+            "4",
+            "--hook",
+            &welcome(),
+        ])
+        .args(["-k", &s.secret, &s.url])
+        .env("RNMU_WELCOME_TOKEN", &token)
+        .env("RNMU_WELCOME_EXEMPT_BOT", "1")
+        .run();
+    run.code(1);
+    assert!(
+        run.stderr.contains("the bot must be a server admin"),
+        "{run:?}"
+    );
+    for u in &users {
+        assert!(s.user(u).is_none(), "{u} was registered past a refused bot");
+    }
+}
+
+#[test]
+fn a_squatted_direct_chat_alias_is_passed_over_and_the_user_welcomed_once() {
+    use sha1::Digest;
+    let s = synapse();
+    let bot = fresh("sqbot");
+    s.register_directly(&bot, "a-long-bot-password", false);
+    let token = s.login(&bot, "a-long-bot-password").unwrap();
+    let squatter = fresh("squatter");
+    s.register_directly(&squatter, "a-long-squat-password", false);
+    let sq_token = s.login(&squatter, "a-long-squat-password").unwrap();
+    let user = fresh("sqnew");
+    // The alias welcome.lua would claim for this bot and this future user.
+    let digest = sha1::Sha1::new()
+        .chain_update(s.user_id(&bot).as_bytes())
+        .chain_update([0u8])
+        .chain_update(s.user_id(&user).as_bytes())
+        .finalize();
+    let alias = format!("_rnmu_dm_{}", &hex::encode(digest)[..20]);
+    let (status, body) = s.client(
+        "POST",
+        "/_matrix/client/v3/createRoom",
+        &sq_token,
+        Some(serde_json::json!({"preset": "public_chat", "room_alias_name": alias})),
+    );
+    assert_eq!(status, 200, "{body}");
+    // The bot even joins the squatter's room: it is still not the bot's chat.
+    let room = body["room_id"].as_str().unwrap();
+    let (status, _) = s.client(
+        "POST",
+        &format!("/_matrix/client/v3/join/{}", crate::rig::enc(room)),
+        &token,
+        Some(serde_json::json!({})),
+    );
+    assert_eq!(status, 200);
+    let run = Test::new()
+        .args([
+            "-u",
+            &user,
+            "-p",
+            "a-long-password-11",
+            "--no-admin",
+            "--hook",
+            &welcome(),
+        ])
+        .args(["-k", &s.secret, &s.url])
+        .env("RNMU_WELCOME_TOKEN", &token)
+        .run();
+    run.code(0).stderr_has("(squatted)");
+    s.assert_welcomed_once(&token, std::slice::from_ref(&user));
+}
