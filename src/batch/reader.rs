@@ -77,10 +77,83 @@ pub fn open(path: &Path, format: Format) -> Result<Rows, Error> {
     })
 }
 
+/// Counts the lines of what passes through it, ending them at LF, CRLF or a
+/// lone CR (files from Windows, and from old Macs), so a byte offset can be
+/// told as a line number. Only the line ends past the last offset asked for
+/// are kept.
+struct LineCounter<R> {
+    inner: R,
+    state: std::sync::Arc<std::sync::Mutex<Lines>>,
+}
+
+#[derive(Default)]
+struct Lines {
+    /// Offsets just past each line end not yet asked about.
+    ends: std::collections::VecDeque<u64>,
+    /// Line ends already passed by an offset asked about.
+    passed: u64,
+    /// Bytes seen so far.
+    offset: u64,
+    /// The last byte seen was a CR (its LF may follow in the next read).
+    after_cr: bool,
+}
+
+impl Lines {
+    /// The 1-based line the byte at `offset` is on.
+    fn line_at(&mut self, offset: u64) -> usize {
+        while self.ends.front().is_some_and(|e| *e <= offset) {
+            self.ends.pop_front();
+            self.passed += 1;
+        }
+        (self.passed + 1) as usize
+    }
+
+    /// The line being read now: one past every line ended so far.
+    fn current(&mut self) -> usize {
+        let end = self.offset;
+        self.line_at(end)
+    }
+}
+
+impl<R: Read> Read for LineCounter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        for &b in &buf[..n] {
+            s.offset += 1;
+            match b {
+                // CRLF: one line end, counted at the CR (a record may be said
+                // to start at the LF that follows it).
+                b'\n' if s.after_cr => {}
+                b'\n' | b'\r' => {
+                    let at = s.offset;
+                    s.ends.push_back(at);
+                }
+                _ => {}
+            }
+            s.after_cr = b == b'\r';
+        }
+        Ok(n)
+    }
+}
+
 fn csv_rows(input: impl Read + Send + 'static) -> Result<impl Iterator<Item = Row> + Send, Error> {
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Lines::default()));
+    let input = LineCounter {
+        inner: input,
+        state: lines.clone(),
+    };
+    let line_at = move |byte: Option<u64>| {
+        let mut l = lines.lock().unwrap_or_else(|p| p.into_inner());
+        match byte {
+            Some(b) => l.line_at(b),
+            None => l.current(),
+        }
+    };
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
-        .flexible(false)
+        // Lengths are checked here, so a short row still names its user.
+        .flexible(true)
         .trim(csv::Trim::Headers)
         .from_reader(input);
     let headers: Vec<String> = reader
@@ -103,17 +176,34 @@ fn csv_rows(input: impl Read + Send + 'static) -> Result<impl Iterator<Item = Ro
         let next = records.next()?;
         Some(match next {
             Ok(rec) => {
-                let line = rec.position().map_or(0, |p| p.line() as usize);
+                let line = line_at(rec.position().map(csv::Position::byte));
                 let pairs = headers
                     .iter()
                     .zip(rec.iter())
                     .map(|(h, v)| (h.clone(), Value::String(v.to_string())));
-                Row::of(line, fields(pairs))
+                let (username, f) = fields(pairs);
+                let f = if rec.len() == headers.len() {
+                    f
+                } else {
+                    Err(format!(
+                        "not a valid CSV row: {} fields where the header has {}",
+                        rec.len(),
+                        headers.len()
+                    ))
+                };
+                Row::of(line, (username, f))
             }
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line() as usize);
-                if matches!(e.kind(), csv::ErrorKind::Io(_)) {
+                let line = line_at(e.position().map(csv::Position::byte));
+                if let csv::ErrorKind::Io(io) = e.kind() {
+                    // The input ends here (a line past its bound, a read
+                    // error): said as every format says it.
                     done = true;
+                    return Some(Row {
+                        line,
+                        username: None,
+                        fields: Err(format!("cannot be read: {io}")),
+                    });
                 }
                 Row {
                     line,
@@ -195,6 +285,9 @@ struct YamlRows<R> {
     whole: Option<std::vec::IntoIter<Row>>,
     /// A read failed: the input ends there.
     failed: bool,
+    /// The items so far that define anchors (`&name`), for a later item
+    /// that refers to one (`<<: *defaults`), at most [`WHOLE_MAX`] of them.
+    anchors: String,
 }
 
 impl<R: BufRead> YamlRows<R> {
@@ -206,7 +299,32 @@ impl<R: BufRead> YamlRows<R> {
             started: false,
             whole: None,
             failed: false,
+            anchors: String::new(),
         }
+    }
+
+    /// One item's text as a value: alone, or after the earlier items that
+    /// define anchors when it refers to one; merge keys applied, as PyYAML
+    /// applies them.
+    fn item_value(&mut self, text: &str) -> Result<serde_yaml::Value, String> {
+        let one = |doc: &str| -> Result<serde_yaml::Value, serde_yaml::Error> {
+            let mut items = serde_yaml::from_str::<Vec<serde_yaml::Value>>(doc)?;
+            let mut last = items.pop().unwrap_or(serde_yaml::Value::Null);
+            last.apply_merge()?;
+            Ok(last)
+        };
+        let parsed = match serde_yaml::from_str::<Vec<serde_yaml::Value>>(text) {
+            Ok(items) if items.len() != 1 => return Err("is not one list item".into()),
+            Ok(_) => one(text),
+            Err(e) if e.to_string().contains("unknown anchor") && !self.anchors.is_empty() => {
+                one(&format!("{}{text}", self.anchors))
+            }
+            Err(e) => Err(e),
+        };
+        if text.contains('&') && self.anchors.len() + text.len() <= WHOLE_MAX {
+            self.anchors.push_str(text);
+        }
+        parsed.map_err(|e| format!("is not valid YAML: {e}"))
     }
 
     fn next_line(&mut self) -> Option<std::io::Result<String>> {
@@ -361,12 +479,9 @@ impl<R: BufRead> Iterator for YamlRows<R> {
                 fields: Err(format!("is not valid YAML: {e}")),
             });
         }
-        let parsed = match serde_yaml::from_str::<Vec<serde_yaml::Value>>(&text) {
-            Ok(mut items) if items.len() == 1 => items
-                .pop()
-                .map_or((None, Err("empty item".into())), yaml_item),
-            Ok(_) => (None, Err("is not one list item".into())),
-            Err(e) => (None, Err(format!("is not valid YAML: {e}"))),
+        let parsed = match self.item_value(&text) {
+            Ok(item) => yaml_item(item),
+            Err(e) => (None, Err(e)),
         };
         Some(Row::of(start, parsed))
     }
@@ -502,6 +617,66 @@ mod tests {
                 .contains("2 fields where the header has 4")
         );
         assert_eq!(rows[3].0, 5);
+    }
+
+    #[test]
+    fn csv_line_numbers_hold_with_every_line_ending() {
+        for eol in ["\n", "\r\n", "\r"] {
+            let text = [
+                "username,password",
+                "a1,x",
+                "a2,y",
+                "\"a\r\n3\",z",
+                "a1,w",
+                "a5",
+            ]
+            .join(eol)
+                + eol;
+            let rows = read(Format::Csv, &text);
+            let lines: Vec<usize> = rows.iter().map(|r| r.0).collect();
+            assert_eq!(lines, [2, 3, 4, 6, 7], "{eol:?}");
+        }
+        // A line past its bound: its own line, and the documented words.
+        let text = format!("username\nok1\n{}\n", "x".repeat(70 * 1024));
+        let rows = read(Format::Csv, &text);
+        assert_eq!(rows.last().unwrap().0, 3);
+        assert!(
+            rows.last()
+                .unwrap()
+                .1
+                .as_ref()
+                .unwrap_err()
+                .contains("cannot be read: a line is longer than 64 KiB"),
+            "{rows:?}"
+        );
+    }
+
+    #[test]
+    fn a_yaml_item_may_merge_an_earlier_items_anchor() {
+        let rows = read(
+            Format::Yaml,
+            "- &defaults\n  username: base\n  displayname: Team\n  admin: false\n- <<: *defaults\n  username: second\n",
+        );
+        assert_eq!(rows.len(), 2);
+        let second = rows[1].1.as_ref().unwrap();
+        assert_eq!(rows[1].0, 5);
+        assert_eq!(second.username.as_deref(), Some("second"));
+        assert_eq!(second.displayname.as_deref(), Some("Team"));
+        assert_eq!(second.admin, Some(false));
+    }
+
+    #[test]
+    fn a_short_csv_row_still_names_its_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("rows.csv");
+        std::fs::write(&p, "username,password\nBOB\n").unwrap();
+        let row = open(&p, Format::Csv).unwrap().next().unwrap();
+        assert_eq!(row.username.as_deref(), Some("BOB"));
+        assert!(
+            row.fields
+                .unwrap_err()
+                .contains("1 fields where the header has 2")
+        );
     }
 
     #[test]
