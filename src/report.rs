@@ -143,7 +143,7 @@ impl Report {
                         && rec.exists == Some(true)
                         && !rec.created_here)
                     // A failure that surely never reached the server created nothing.
-                    && !(status == Status::Failed && !rec.maybe_sent)
+                    && (status != Status::Failed || rec.maybe_sent)
             }),
         }
     }
