@@ -21,6 +21,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 
 /// What an earlier run recorded for a username.
 #[derive(Debug, Clone)]
@@ -38,6 +39,14 @@ pub struct Prior {
 pub struct Journal {
     path: PathBuf,
     file: Mutex<File>,
+    /// The same file, for syncing it to disk outside the write lock.
+    sync_file: File,
+    /// Lines written so far, and lines known to be on disk: a sync covers
+    /// every line written before it began, so workers share syncs (group
+    /// commit).
+    written: std::sync::atomic::AtomicU64,
+    synced: std::sync::atomic::AtomicU64,
+    sync_lock: Mutex<()>,
     prior: HashMap<String, Prior>,
     /// The lines (1-based) that were passed over: not UTF-8, not JSON, or
     /// not a result.
@@ -58,6 +67,8 @@ impl Journal {
                 crate::stages::config::io_cause(&e)
             ))
         };
+        // A file made now is on disk only once its directory entry is.
+        let existed = std::fs::symlink_metadata(path).is_ok();
         // Never through a link: the file is opened as itself or not at all.
         let mut file = OpenOptions::new()
             .read(true)
@@ -159,9 +170,23 @@ impl Journal {
                 file.write_all(b"\n").map_err(|e| fail("write", e))?;
             }
         }
+        if !existed {
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| fail("sync the directory of", e))?;
+        }
+        let sync_file = file.try_clone().map_err(|e| fail("open", e))?;
         Ok(Journal {
             path: path.to_path_buf(),
             file: Mutex::new(file),
+            sync_file,
+            written: std::sync::atomic::AtomicU64::new(0),
+            synced: std::sync::atomic::AtomicU64::new(0),
+            sync_lock: Mutex::new(()),
             prior,
             damaged,
         })
@@ -197,23 +222,49 @@ impl Journal {
     }
 
     /// Appends one line, written through to the operating system before this
-    /// returns.
+    /// returns. A `pending` line (written before a row's request leaves the
+    /// machine, with its generated password) is on disk before this returns:
+    /// a power cut cannot lose it.
     pub fn write(&self, report: &Report) -> Result<(), Error> {
         let mut line = report.to_json_line();
         line.push('\n');
-        let mut f = self
-            .file
-            .lock()
-            .map_err(|_| Error::Output("the results file's lock is poisoned".into()))?;
-        f.write_all(line.as_bytes())
-            .and_then(|()| f.flush())
-            .map_err(|e| {
-                Error::Output(format!(
-                    "cannot write the results file {}: {}",
-                    self.path.display(),
-                    crate::stages::config::io_cause(&e)
-                ))
-            })
+        let failed = |e: std::io::Error| {
+            Error::Output(format!(
+                "cannot write the results file {}: {}",
+                self.path.display(),
+                crate::stages::config::io_cause(&e)
+            ))
+        };
+        let seq = {
+            let mut f = self
+                .file
+                .lock()
+                .map_err(|_| Error::Output("the results file's lock is poisoned".into()))?;
+            f.write_all(line.as_bytes())
+                .and_then(|()| f.flush())
+                .map_err(failed)?;
+            self.written.fetch_add(1, Ordering::SeqCst) + 1
+        };
+        if report.status == Status::Pending {
+            self.sync_through(seq).map_err(failed)?;
+        }
+        Ok(())
+    }
+
+    /// Makes line `seq` and every line before it durable: one `fdatasync`
+    /// for all the lines written while the last one ran.
+    fn sync_through(&self, seq: u64) -> std::io::Result<()> {
+        if self.synced.load(Ordering::SeqCst) >= seq {
+            return Ok(());
+        }
+        let _one = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if self.synced.load(Ordering::SeqCst) >= seq {
+            return Ok(());
+        }
+        let upto = self.written.load(Ordering::SeqCst);
+        self.sync_file.sync_data()?;
+        self.synced.fetch_max(upto, Ordering::SeqCst);
+        Ok(())
     }
 }
 

@@ -356,3 +356,61 @@ fn a_squatted_direct_chat_alias_is_passed_over_and_the_user_welcomed_once() {
     run.code(0).stderr_has("(squatted)");
     s.assert_welcomed_once(&token, std::slice::from_ref(&user));
 }
+
+#[test]
+fn the_pending_line_is_on_disk_before_the_register_request_leaves() {
+    let s = synapse();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rows.csv");
+    std::fs::write(&file, format!("username\n{}\n", fresh("durable"))).unwrap();
+    let out = dir.path().join("out.jsonl");
+    let trace = dir.path().join("trace");
+    let status = std::process::Command::new("strace")
+        .args([
+            "-f",
+            "-y",
+            "-s",
+            "300",
+            "-e",
+            "trace=fdatasync,write,writev,sendto,sendmsg",
+            "-o",
+        ])
+        .arg(&trace)
+        .arg(assert_cmd::cargo::cargo_bin!("register_new_matrix_user"))
+        .args([
+            "--batch",
+            file.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "-j",
+            "1",
+        ])
+        .args(["-k", &s.secret, &s.url])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("strace (scripts/test-deps.sh installs it)");
+    assert!(status.success());
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    let lines: Vec<&str> = trace.lines().collect();
+    let pending = lines
+        .iter()
+        .position(|l| l.contains("write(") && l.contains("\\\"status\\\":\\\"pending\\\""))
+        .unwrap_or_else(|| panic!("no pending line written:\n{trace}"));
+    // -y names each descriptor's file: the sync may be through another
+    // descriptor of the same file.
+    let results = out.to_str().unwrap();
+    assert!(lines[pending].contains(results), "{}", lines[pending]);
+    let sync = lines
+        .iter()
+        .position(|l| l.contains("fdatasync(") && l.contains(results))
+        .unwrap_or_else(|| panic!("the results file was never synced:\n{trace}"));
+    let post = lines
+        .iter()
+        .position(|l| l.contains("POST /_synapse/admin/v1/register"))
+        .unwrap_or_else(|| panic!("no register request seen:\n{trace}"));
+    assert!(
+        pending < sync && sync < post,
+        "pending {pending}, sync {sync}, POST {post}:\n{trace}"
+    );
+}

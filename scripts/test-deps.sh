@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# What the tests need from Debian besides Synapse: strace (the results
+# file's ordering test) and lintian (the package test). Installed when
+# missing, quietly; idempotent.
+set -euo pipefail
+missing=()
+for tool in strace lintian; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "scripts/test-deps.sh: please install ${missing[*]} (Debian: apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+echo "installing ${missing[*]} ..." >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
