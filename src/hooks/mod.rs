@@ -107,8 +107,14 @@ impl LuaHooks {
         };
         let code = crate::files::read_regular(path, crate::files::CODE_MAX)
             .map_err(|e| fail(format!("cannot read it: {e}")))?;
+        // `hook FILE:LINE (load): ...`, as for every error of a file's own.
+        let at = |line: usize, message: String| Error::Hook {
+            hook: format!("{name}:{line} (load)"),
+            message,
+        };
         if code.first() == Some(&0x1b) {
-            return Err(fail(
+            return Err(at(
+                1,
                 "is a precompiled (binary) chunk; hooks must be Lua source".into(),
             ));
         }
@@ -138,10 +144,13 @@ impl LuaHooks {
                 located(&name, "load", msg, None)
             })?;
         let Value::Table(table) = table else {
-            return Err(fail(format!(
-                "must return a table of functions keyed by hook point, not {}",
-                a_type(&table)
-            )));
+            return Err(at(
+                line_of_return(&code),
+                format!(
+                    "must return a table of functions keyed by hook point, not {}",
+                    a_type(&table)
+                ),
+            ));
         };
         let idx = self.files.len();
         for pair in table.pairs::<Value, Value>() {
@@ -149,22 +158,31 @@ impl LuaHooks {
             let key = match &k {
                 Value::String(s) => s.to_string_lossy(),
                 other => {
-                    return Err(fail(format!(
-                        "has a {} key; keys must be hook point names",
-                        other.type_name()
-                    )));
+                    return Err(at(
+                        line_of_return(&code),
+                        format!(
+                            "has a {} key; keys must be hook point names",
+                            other.type_name()
+                        ),
+                    ));
                 }
             };
+            // The line of the function (Lua knows it), else of the key.
+            let line = match &v {
+                Value::Function(f) => f.info().line_defined.unwrap_or(1),
+                _ => line_of_key(&code, &key).unwrap_or_else(|| line_of_return(&code)),
+            };
             let point = HookPoint::parse(&key).ok_or_else(|| {
-                fail(format!(
-                    "{key:?} is not a hook point (see docs/hooks.md for the list)"
-                ))
+                at(
+                    line,
+                    format!("{key:?} is not a hook point (see docs/hooks.md for the list)"),
+                )
             })?;
             let Value::Function(f) = v else {
-                return Err(fail(format!(
-                    "{key} must be a function, not {}",
-                    v.type_name()
-                )));
+                return Err(at(
+                    line,
+                    format!("{key} must be a function, not {}", v.type_name()),
+                ));
             };
             self.points.entry(point).or_default().push((idx, f));
         }
@@ -265,6 +283,31 @@ impl Hooks for LuaHooks {
         }
         Ok(())
     }
+}
+
+/// The line of a hook file's last `return` (where its table is made), or its
+/// last line.
+fn line_of_return(code: &[u8]) -> usize {
+    let text = String::from_utf8_lossy(code);
+    let lines: Vec<&str> = text.lines().collect();
+    lines
+        .iter()
+        .rposition(|l| l.trim_start().starts_with("return"))
+        .map_or(lines.len().max(1), |i| i + 1)
+}
+
+/// The first line where `key` is given a value (`key =`).
+fn line_of_key(code: &[u8], key: &str) -> Option<usize> {
+    let text = String::from_utf8_lossy(code);
+    text.lines()
+        .position(|l| {
+            l.match_indices(key).any(|(i, _)| {
+                let before = l[..i].chars().next_back();
+                let after = l[i + key.len()..].trim_start();
+                !before.is_some_and(|c| c.is_alphanumeric() || c == '_') && after.starts_with('=')
+            })
+        })
+        .map(|i| i + 1)
 }
 
 /// "a number", "a string", ... for messages.

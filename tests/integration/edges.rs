@@ -414,3 +414,51 @@ fn the_pending_line_is_on_disk_before_the_register_request_leaves() {
         "pending {pending}, sync {sync}, POST {post}:\n{trace}"
     );
 }
+
+#[test]
+fn every_load_error_names_file_and_line() {
+    let s = synapse();
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &str, usize, &str); 5] = [
+        (
+            "point",
+            "local x = 1\nreturn {\n  before_lunch = function() end,\n}\n",
+            3,
+            "is not a hook point",
+        ),
+        (
+            "value",
+            "return {\n  before_input = 42,\n}\n",
+            2,
+            "before_input must be a function, not integer",
+        ),
+        (
+            "nothing",
+            "local x = 1\n\nreturn 7\n",
+            3,
+            "must return a table",
+        ),
+        ("none", "local x = 1\n", 1, "must return a table"),
+        ("binary", "\x1bLuaT\0garbage", 1, "precompiled"),
+    ];
+    for (name, code, line, want) in cases {
+        let file = dir.path().join(format!("{name}.lua"));
+        std::fs::write(&file, code).unwrap();
+        let run = Test::new()
+            .args([
+                "-u",
+                &fresh("load"),
+                "-p",
+                "a-long-password-12",
+                "--no-admin",
+            ])
+            .args(["--hook", file.to_str().unwrap(), "-k", &s.secret, &s.url])
+            .run();
+        run.code(1).one_clear_line();
+        let prefix = format!("error: hook {}:{line} (load): ", file.display());
+        assert!(
+            run.stderr_unwarned().starts_with(&prefix) && run.stderr.contains(want),
+            "{name}: want {prefix}...{want}: {run:?}"
+        );
+    }
+}
