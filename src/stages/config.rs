@@ -160,6 +160,12 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         admin_token,
         admin_user,
         backend_shared: Arc::default(),
+        config_server_name: config
+            .as_ref()
+            .and_then(|c| c.merged.get("server_name"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        learned_server_name: std::sync::OnceLock::new(),
     }));
     Ok(())
 }

@@ -62,12 +62,21 @@ pub struct Resolved {
     pub admin_user: Option<String>,
     /// What every record's backend shares (uploads, resolved aliases).
     pub backend_shared: Arc<crate::backend::synapse::Shared>,
+    /// The config's `server_name`, when a `-c` file gives it.
+    pub config_server_name: Option<String>,
+    /// The server name a registration's answer showed (`@x:server`).
+    pub learned_server_name: std::sync::OnceLock<String>,
 }
 
 impl Resolved {
-    /// The server name, as the checked admin token's user ID gives it.
+    /// The server name: as the checked admin token's user ID gives it, the
+    /// config says, or a registration of this run showed.
     pub fn server_name(&self) -> Option<&str> {
-        self.admin_user.as_deref()?.split_once(':').map(|(_, s)| s)
+        self.admin_user
+            .as_deref()
+            .and_then(|u| u.split_once(':').map(|(_, s)| s))
+            .or(self.config_server_name.as_deref())
+            .or(self.learned_server_name.get().map(String::as_str))
     }
 }
 

@@ -38,6 +38,9 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
     let e = match answer {
         Ok(done) => {
             console.verbose(&format!("registered {}", done.user_id));
+            if let (Some((_, server)), Ok(r)) = (done.user_id.split_once(':'), ctx.resolved()) {
+                let _ = r.learned_server_name.set(server.to_string());
+            }
             rec.user_id = Some(done.user_id);
             rec.access_token = done.access_token;
             rec.device_id = done.device_id;
@@ -53,6 +56,11 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
             if rec.maybe_sent && settle_by_login(rec, ctx)? {
                 console.status("Success!");
                 return Ok(());
+            }
+            if let Ok(r) = ctx.resolved() {
+                if let (Some(server), Some(user)) = (r.server_name(), rec.username.as_deref()) {
+                    rec.user_id = Some(format!("@{}:{server}", user.trim().to_lowercase()));
+                }
             }
             if ctx.opts.exists_ok {
                 rec.outcome = Some(Outcome::Exists);

@@ -462,3 +462,36 @@ fn every_load_error_names_file_and_line() {
         );
     }
 }
+
+#[test]
+fn an_existing_account_has_its_user_id_after_submit() {
+    let s = synapse();
+    let dir = tempfile::tempdir().unwrap();
+    let u = fresh("known");
+    s.register_directly(&u, "a-long-password-13", false);
+    let hook = dir.path().join("id.lua");
+    std::fs::write(
+        &hook,
+        "return { after_submit = function(rec) rnmu.log.info(\"id=\" .. tostring(rec.user_id)) end }\n",
+    )
+    .unwrap();
+    let run = Test::new()
+        .args([
+            "-c",
+            s.config.to_str().unwrap(),
+            "-u",
+            &u,
+            "--exists-ok",
+            "--no-admin",
+            "--json",
+            "-v",
+        ])
+        .args(["--hook", hook.to_str().unwrap(), "--password-file", "-"])
+        .stdin("a-long-password-13")
+        .run();
+    run.code(0)
+        .stderr_has(&format!("hook info: id={}", s.user_id(&u)));
+    let line: Value = serde_json::from_str(run.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(line["status"], "exists");
+    assert_eq!(line["user_id"], s.user_id(&u));
+}
