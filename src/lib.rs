@@ -35,6 +35,7 @@ pub mod runner;
 pub mod secret;
 pub mod stages;
 pub mod state;
+pub mod yaml11;
 
 /// The binary's entry point.
 pub fn main() -> std::process::ExitCode {

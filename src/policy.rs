@@ -26,8 +26,9 @@ fn section<'a>(cfg: &'a Mapping, key: &str) -> Option<&'a Mapping> {
     cfg.get(key).and_then(Value::as_mapping)
 }
 
+/// A flag as Synapse reads it: absent is false, else Python's truthiness.
 fn flag(m: &Mapping, key: &str) -> bool {
-    m.get(key).and_then(Value::as_bool).unwrap_or(false)
+    m.get(key).is_some_and(crate::yaml11::truthy)
 }
 
 impl PasswordPolicy {
@@ -134,13 +135,18 @@ pub fn password_login_off(cfg: &Mapping) -> Option<&'static str> {
             .is_some_and(|m| flag(m, "enabled"));
     let pc = section(cfg, "password_config");
     let enabled = pc.and_then(|pc| pc.get("enabled"));
+    // As Synapse: `password_config.get("enabled", not delegated)`, judged by
+    // truthiness; `only_for_reauth` keeps passwords for re-authentication only.
     match (delegated, enabled) {
-        (_, Some(Value::Bool(false))) => Some("password_config.enabled is false"),
         (_, Some(Value::String(s))) if s == "only_for_reauth" => {
             Some("password_config.enabled is only_for_reauth")
         }
+        (_, Some(v)) if !crate::yaml11::truthy(v) => Some("password_config.enabled is false"),
         (true, None) => Some("authentication is delegated (matrix_authentication_service)"),
-        _ if pc.is_some_and(|pc| pc.get("localdb_enabled") == Some(&Value::Bool(false))) => {
+        _ if pc
+            .and_then(|pc| pc.get("localdb_enabled"))
+            .is_some_and(|v| !crate::yaml11::truthy(v)) =>
+        {
             Some("password_config.localdb_enabled is false")
         }
         _ => None,

@@ -280,7 +280,8 @@ pub fn load(paths: &[PathBuf], console: &crate::console::Console) -> Result<Conf
                 path.display()
             ))
         })?;
-        let value: Value = serde_yaml::from_str(&text).map_err(|e| {
+        // As Synapse reads it: PyYAML, YAML 1.1.
+        let value: Value = crate::yaml11::load(&text).map_err(|e| {
             Error::Config(format!(
                 "config file {} is not valid YAML: {e}",
                 path.display()
@@ -344,7 +345,7 @@ fn tool_section(section: &Value, path: &Path) -> Result<ToolSection, Error> {
     Ok((json, hooks, token))
 }
 
-fn secret_from_config(cfg: &Mapping) -> Result<Secret, Error> {
+pub fn secret_from_config(cfg: &Mapping) -> Result<Secret, Error> {
     let string_key = |key: &str| -> Result<Option<String>, Error> {
         match cfg.get(key) {
             None | Some(Value::Null) => Ok(None),
@@ -516,15 +517,7 @@ pub fn warn_if_world_readable(path: &Path, what: &str, console: &crate::console:
 }
 
 fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Bool(b) => *b,
-        Value::Null => false,
-        Value::Number(n) => n.as_f64() != Some(0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Sequence(s) => !s.is_empty(),
-        Value::Mapping(m) => !m.is_empty(),
-        Value::Tagged(_) => true,
-    }
+    crate::yaml11::truthy(v)
 }
 
 pub fn check_url(url: &str) -> Result<(), Error> {

@@ -20,6 +20,7 @@ mod rig;
 mod servers;
 mod signals;
 mod transports;
+mod yaml11;
 
 pub use rig::{fresh, synapse, synapse_with};
 use std::io::Write;
