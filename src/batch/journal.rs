@@ -13,8 +13,6 @@
 
 use crate::error::Error;
 use crate::report::{Report, Status};
-use crate::secret::Secret;
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
@@ -23,18 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
-/// What an earlier run recorded for a username.
-#[derive(Debug, Clone)]
-pub struct Prior {
-    pub status: Status,
-    pub user_id: Option<String>,
-    pub password: Option<Secret>,
-    /// With `incomplete`: what is left to do.
-    pub undone: Option<crate::record::Undone>,
-    /// Some line records the account as created by a run with this file
-    /// (`registered`, `incomplete`): what `--rollback` undoes.
-    pub created: bool,
-}
+pub use super::priors::Prior;
+use super::priors::{Builder, Priors};
 
 pub struct Journal {
     path: PathBuf,
@@ -47,7 +35,7 @@ pub struct Journal {
     written: std::sync::atomic::AtomicU64,
     synced: std::sync::atomic::AtomicU64,
     sync_lock: Mutex<()>,
-    prior: HashMap<String, Prior>,
+    prior: Priors,
     /// The lines (1-based) that were passed over: not UTF-8, not JSON, or
     /// not a result.
     pub damaged: Vec<usize>,
@@ -115,7 +103,22 @@ impl Journal {
                 path.display()
             )));
         }
-        let mut prior: HashMap<String, Prior> = HashMap::new();
+        // Sized ahead: a first quick pass counts the lines.
+        let mut lines = 0usize;
+        {
+            let mut r = BufReader::with_capacity(64 * 1024, &file);
+            loop {
+                let buf = r.fill_buf().map_err(|e| fail("read", e))?;
+                if buf.is_empty() {
+                    break;
+                }
+                lines += buf.iter().filter(|b| **b == b'\n').count();
+                let n = buf.len();
+                r.consume(n);
+            }
+        }
+        file.seek(SeekFrom::Start(0)).map_err(|e| fail("read", e))?;
+        let mut prior = Builder::with_capacity(lines + 1);
         let mut damaged = Vec::new();
         for (n, line) in BufReader::new(&file).split(b'\n').enumerate() {
             let line = line.map_err(|e| fail("read", e))?;
@@ -133,32 +136,9 @@ impl Journal {
             let Some(username) = r.username.as_deref() else {
                 continue;
             };
-            // A rejected row sent nothing: it says nothing about the server,
-            // and must not hide what an earlier line for the name says; a
-            // duplicate row is never its username's outcome.
-            if r.status == Status::Duplicate
-                || (r.status == Status::Rejected && prior.contains_key(&key(username)))
-            {
-                continue;
-            }
-            let entry = prior.entry(key(username)).or_insert(Prior {
-                status: r.status,
-                user_id: None,
-                password: None,
-                undone: None,
-                created: false,
-            });
-            entry.created |= matches!(r.status, Status::Registered | Status::Incomplete);
-            if r.status == Status::Deactivated {
-                entry.created = false;
-            }
-            entry.status = r.status;
-            entry.undone = r.undone;
-            entry.user_id = r.user_id.or(entry.user_id.take());
-            if r.password.is_some() {
-                entry.password = r.password;
-            }
+            prior.add(key(username), r);
         }
+        let prior = prior.build();
         // A crash mid-line leaves no newline: start on a fresh line.
         let len = file.seek(SeekFrom::End(0)).map_err(|e| fail("read", e))?;
         if len > 0 {
@@ -193,16 +173,38 @@ impl Journal {
     }
 
     /// The accounts runs with this file created and no rollback has
-    /// deactivated yet, by username, in a stable order.
-    pub fn created(&self) -> Vec<(String, Prior)> {
-        let mut out: Vec<(String, Prior)> = self
-            .prior
-            .iter()
-            .filter(|(_, p)| p.created)
-            .map(|(k, p)| (k.clone(), p.clone()))
-            .collect();
+    /// deactivated yet, by username, in a stable order (read again from the
+    /// file: the names of settled rows are not kept).
+    pub fn created(&self) -> Result<Vec<(String, Prior)>, Error> {
+        let file = File::open(&self.path).map_err(|e| {
+            Error::Output(format!(
+                "cannot read the results file {}: {}",
+                self.path.display(),
+                crate::stages::config::io_cause(&e)
+            ))
+        })?;
+        let mut seen = std::collections::HashSet::new();
+        let mut out: Vec<(String, Prior)> = Vec::new();
+        for line in BufReader::new(file).split(b'\n').map_while(Result::ok) {
+            let Some(r) = std::str::from_utf8(&line)
+                .ok()
+                .and_then(|l| serde_json::from_str::<Report>(l).ok())
+            else {
+                continue;
+            };
+            let Some(name) = r.username.as_deref().map(key) else {
+                continue;
+            };
+            if seen.contains(&name) {
+                continue;
+            }
+            if let Some(p) = self.prior.get(&name).filter(|p| p.created) {
+                seen.insert(name.clone());
+                out.push((name, p));
+            }
+        }
         out.sort_by(|a, b| a.0.cmp(&b.0));
-        out
+        Ok(out)
     }
 
     /// One line saying which lines were passed over, if any were.
@@ -217,7 +219,7 @@ impl Journal {
         ))
     }
 
-    pub fn prior(&self, username: &str) -> Option<&Prior> {
+    pub fn prior(&self, username: &str) -> Option<Prior> {
         self.prior.get(&key(username))
     }
 
@@ -293,12 +295,9 @@ mod tests {
         let a = j.prior("a").unwrap();
         assert_eq!(a.status, Status::Pending);
         assert_eq!(a.password.as_ref().unwrap().expose(), "pw-a");
+        // A settled row keeps its status (and whether it was created) only.
         let b = j.prior("B").unwrap();
-        assert_eq!(
-            (b.status, b.user_id.as_deref()),
-            (Status::Registered, Some("@b:x"))
-        );
-        assert_eq!(b.password.as_ref().unwrap().expose(), "pw-b");
+        assert_eq!((b.status, b.created), (Status::Registered, true));
         assert!(j.prior("c").is_none());
         // The torn last line was closed, so the next line starts clean.
         j.write(&Report {

@@ -13,6 +13,7 @@
 
 pub mod journal;
 mod pool;
+pub mod priors;
 pub mod progress;
 pub mod reader;
 pub mod rollback;

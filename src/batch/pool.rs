@@ -182,16 +182,22 @@ fn run_row(
     let prior = username
         .as_deref()
         .and_then(|k| shared.journal.and_then(|j| j.prior(k)));
+    let prior = prior.as_ref();
     let ensure = matches!(ctx.mode, Mode::Ensure | Mode::Plan);
     // Done by an earlier run: left alone, whatever the row says now (with
     // --ensure, the account is read again and brought to what it says).
     if let Some(p) = prior.filter(|p| {
         !ensure && (p.status == Status::Registered || (p.status == Status::Exists && cli.exists_ok))
     }) {
+        // Settled rows keep no user ID in memory: it is the username's.
+        let user_id = p.user_id.clone().or_else(|| {
+            let server = shared.resolved.server_name()?;
+            Some(format!("@{}:{server}", username.as_deref()?))
+        });
         let done = Report {
             line: Some(line),
             username,
-            user_id: p.user_id.clone(),
+            user_id,
             status: p.status,
             ..Report::empty()
         };

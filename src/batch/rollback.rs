@@ -18,7 +18,7 @@ pub fn run(opts: &Options, results: &Path, console: &Console) -> Result<u8, Erro
     if let Some(w) = journal.damage_warning() {
         console.warn(&w);
     }
-    let created = journal.created();
+    let created = journal.created()?;
     let n = created.len();
     if n == 0 {
         console.status(&format!(
