@@ -5,7 +5,7 @@ use crate::console::Console;
 use crate::record::{Stage, Undone};
 use serde_json::Value;
 
-/// Exit statuses (documented in `--help` and the README).
+/// Exit statuses (documented in `--help`, the README and docs/failures.md).
 pub mod exit {
     pub const OK: u8 = 0;
     pub const FAILED: u8 = 1;

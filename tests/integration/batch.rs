@@ -25,7 +25,7 @@ fn results(text: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Each username's outcome, by the README's rule: the last line for the
+/// Each username's outcome, by docs/batch.md's rule: the last line for the
 /// username whose status is not `duplicate`.
 pub fn last_by_user(lines: &[Value]) -> HashMap<String, Value> {
     let mut m = HashMap::new();
@@ -626,7 +626,7 @@ fn peak_kib(args: &[&str], stdin_file: Option<&Path>) -> (i32, String, u64) {
 
 /// A dry run over a million rows, the last repeating an early username:
 /// the repeat is reported with both line numbers, and the rows' bookkeeping
-/// stays within the README's bound (24 bytes a row over the tool's own
+/// stays within docs/limits.md's bound (24 bytes a row over the tool's own
 /// start-up), from a counted file and from a pipe alike.
 #[test]
 fn a_million_row_dry_run_stays_small_and_still_finds_repeats() {

@@ -437,7 +437,7 @@ fn the_readme_commands_do_what_they_say() {
                 && !l.contains("/etc/matrix-synapse")
         })
         .collect();
-    assert_eq!(commands.len(), 2, "{commands:?}");
+    assert_eq!(commands.len(), 5, "{commands:?}");
     let bin = assert_cmd::cargo::cargo_bin!("register_new_matrix_user");
     let dir = tempfile::tempdir().unwrap();
     let bot = fresh("bot");
@@ -448,6 +448,14 @@ fn the_readme_commands_do_what_they_say() {
     )
     .unwrap();
     std::fs::copy(&s.config, dir.path().join("homeserver.yaml")).unwrap();
+    // The desired-state examples: an admin's token, and an inventory.
+    std::fs::copy(s.admin_token_file(), dir.path().join("admin.token")).unwrap();
+    let people: Vec<String> = (0..3).map(|_| fresh("person")).collect();
+    let inventory: String = people
+        .iter()
+        .map(|p| format!("{{\"username\": \"{p}\", \"displayname\": \"P\"}}\n"))
+        .collect();
+    std::fs::write(dir.path().join("people.jsonl"), inventory).unwrap();
     for cmd in &commands {
         let cmd = cmd
             .replace(
@@ -467,7 +475,15 @@ fn the_readme_commands_do_what_they_say() {
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(0), "{cmd}\n{err}");
+        // A plan that would create people says so with its own status.
+        let want = if cmd.contains("--plan") { 4 } else { 0 };
+        assert_eq!(out.status.code(), Some(want), "{cmd}\n{err}");
+    }
+    // The inventory was created, then rolled back.
+    for p in &people {
+        let acc = s.user(p).unwrap_or_else(|| panic!("{p} was never created"));
+        assert_eq!(acc["displayname"], "P");
+        assert_eq!(acc["deactivated"], true, "{p}");
     }
     // The bot: registered as a bot, with the piped password.
     assert_eq!(s.user_type(&bot).as_deref(), Some("bot"));

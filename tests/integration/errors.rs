@@ -236,7 +236,7 @@ fn closed_stdin_instead_of_an_answer() {
         .stderr_has("standard input is closed");
 }
 
-/// The rest of the README's table of bad inputs: each gets one clear line and
+/// The rest of docs/failures.md's table of bad inputs: each gets one clear line and
 /// its exit status before anything is sent.
 #[test]
 fn more_bad_inputs() {

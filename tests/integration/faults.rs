@@ -457,7 +457,7 @@ fn welcome_through_faults_reaches_everyone_once() {
     }
 }
 
-/// The measurement behind the README's fault figures (`scripts/bench
+/// The measurement behind docs/performance.md's fault figures (`scripts/bench
 /// faults`): the 300-user batch through 15 % faults on every endpoint, with
 /// default retries, under ten different seeds. Every run must end exit 0
 /// with everyone registered once and no device left.
