@@ -750,3 +750,50 @@ fn a_bad_field_on_a_rerun_does_not_hide_an_incomplete_account() {
     let lines = results(&std::fs::read_to_string(&out).unwrap());
     assert_eq!(last_by_user(&lines)[&u]["status"], "registered");
 }
+
+/// Resuming a results file of a million lines (half a million rows, each a
+/// `pending` line and its `registered` one) skips every row it records and
+/// stays within docs/limits.md's bound: 40 MiB in all at its peak.
+#[test]
+fn resuming_a_million_line_results_file_stays_small() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let n = 500_000;
+    let input = dir.path().join("rows.csv");
+    let out = dir.path().join("out.jsonl");
+    {
+        let mut i = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
+        let mut o = std::io::BufWriter::new(std::fs::File::create(&out).unwrap());
+        writeln!(i, "username").unwrap();
+        for k in 0..n {
+            writeln!(i, "res{k}").unwrap();
+            writeln!(
+                o,
+                "{{\"line\":{},\"username\":\"res{k}\",\"user_id\":null,\"status\":\"pending\",\"error\":null,\"password\":\"Pw-{k:016}\"}}",
+                k + 2
+            )
+            .unwrap();
+            writeln!(
+                o,
+                "{{\"line\":{},\"username\":\"res{k}\",\"user_id\":\"@res{k}:hs\",\"status\":\"registered\",\"error\":null,\"password\":\"Pw-{k:016}\"}}",
+                k + 2
+            )
+            .unwrap();
+        }
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let args = [
+        "--batch",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-k",
+        "x",
+        "http://127.0.0.1:9",
+    ];
+    let (code, err, peak) = peak_kib(&args, None);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(&format!("{n} done by an earlier run")), "{err}");
+    assert!(peak <= 40 * 1024, "resuming took {peak} KiB at its peak");
+}
