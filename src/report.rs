@@ -59,6 +59,9 @@ pub struct Report {
     /// With `duplicate`: the line of the row whose username this repeats.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate_of: Option<usize>,
+    /// The admin flag the row was registered (or is being registered) with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<bool>,
     /// `--ensure`, `--plan`: whether the account existed before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exists: Option<bool>,
@@ -79,6 +82,7 @@ impl Report {
             password: None,
             undone: None,
             duplicate_of: None,
+            admin: None,
             exists: None,
             changes: None,
         }
@@ -120,6 +124,9 @@ impl Report {
             error,
             undone,
             duplicate_of: None,
+            admin: matches!(status, Status::Registered | Status::Incomplete)
+                .then_some(rec.admin)
+                .flatten(),
             // A missing account declared inactive is not created: nothing to do.
             exists: rec.exists.filter(|e| *e || !rec.skips_creation()),
             changes: (rec.exists.is_some() && !rec.changes.is_empty()).then(|| rec.changes.clone()),

@@ -199,6 +199,13 @@ fn run_row(
             username,
             user_id,
             status: p.status,
+            // The row changed into one that could not be registered: said,
+            // and the account left as recorded.
+            error: row
+                .fields
+                .as_ref()
+                .err()
+                .map(|why| format!("line {line}: {why}; left as an earlier run recorded it")),
             ..Report::empty()
         };
         return (done, true);
@@ -287,6 +294,22 @@ fn finish_incomplete(
     rec.user_id = prior.user_id.clone();
     rec.outcome = Some(Outcome::Registered);
     rec.want_session = undone.want_session;
+    // What differs from the recorded attempt is said, and the account's own
+    // values stand: the hooks finishing it see the account as it is.
+    let mut changed = Vec::new();
+    if let (Some(was), Some(now)) = (prior.admin, rec.admin) {
+        if was != now && ctx.mode != Mode::Ensure {
+            changed.push(format!(
+                "admin is now {}, but the account was registered with {}: its hooks see {}, as \
+                 the account is (--ensure changes it)",
+                yes_no(now),
+                yes_no(was),
+                yes_no(was)
+            ));
+            rec.admin = Some(was);
+        }
+    }
+    let given_password = rec.password.is_some() && prior.password.is_none();
     if let Some(pw) = &prior.password {
         rec.password = Some(pw.clone());
         rec.password_generated = true;
@@ -304,7 +327,29 @@ fn finish_incomplete(
         rerun_steps(&mut rec, &undone, hooks, ctx)
     };
     ctx.rerun = false;
+    let result = result.map_err(|e| match e {
+        // The row's own password no longer logs in: most likely it changed.
+        Error::Server(h)
+            if given_password
+                && matches!(&h, crate::error::HsError::Status { status: 403, .. }) =>
+        {
+            Error::Hinted {
+                cause: Box::new(Error::Server(h)),
+                hint: "the row's password does not log in to the account this file records as \
+                       created: if it changed since, give the password the account was created with"
+                    .into(),
+            }
+        }
+        e => e,
+    });
     let mut r = Report::of(&rec, &result);
+    if !changed.is_empty() {
+        let note = changed.join("; ");
+        r.error = Some(match r.error.take() {
+            Some(e) => format!("{e}; {note}"),
+            None => note,
+        });
+    }
     if r.status != Status::Registered && r.status != Status::Incomplete {
         // A failure before any hook ran (the login for the session): the
         // account is as the earlier run left it.
@@ -352,6 +397,10 @@ fn rerun_steps(
         Some(p) => runner.resume(p, after, rec, ctx),
         None => runner.run(&after[..after.len() - 1], rec, ctx),
     }
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
 }
 
 fn rejected(line: usize, username: Option<String>, error: String) -> Report {
@@ -444,14 +493,18 @@ fn finish(shared: &Shared<'_>, report: &Report, skipped: bool) -> Result<(), Err
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "Generated password for {who}: {}", pw.expose());
     }
-    if let (
-        Some(e),
-        Status::Rejected | Status::Failed | Status::Exists | Status::Incomplete | Status::Duplicate,
-    ) = (&report.error, report.status)
-    {
-        // Errors show even with -q; an existing user is none with --exists-ok.
-        if !(report.status == Status::Exists && shared.cli.exists_ok) {
-            shared.progress.println(&format!("error: {e}"));
+    if let Some(e) = &report.error {
+        match report.status {
+            // Errors show even with -q; an existing user is none with --exists-ok.
+            Status::Exists if shared.cli.exists_ok => {}
+            Status::Rejected
+            | Status::Failed
+            | Status::Exists
+            | Status::Incomplete
+            | Status::Duplicate => shared.progress.println(&format!("error: {e}")),
+            // A row an earlier run settled, whose input changed since: the
+            // account stands as recorded, and the line says why.
+            _ => shared.progress.println(&format!("warning: {e}")),
         }
     }
     shared.progress.add(report, skipped);

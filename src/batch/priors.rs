@@ -20,6 +20,8 @@ pub struct Prior {
     pub password: Option<crate::secret::Secret>,
     /// With `incomplete`: what is left to do.
     pub undone: Option<crate::record::Undone>,
+    /// The admin flag the attempt registered with, for open rows.
+    pub admin: Option<bool>,
     /// Some line records the account as created by a run with this file
     /// (`registered`, `incomplete`), and no later one as deactivated: what
     /// `--rollback` undoes.
@@ -100,9 +102,11 @@ impl Builder {
             user_id: None,
             password: None,
             undone: None,
+            admin: None,
             created: false,
         });
         entry.status = r.status;
+        entry.admin = r.admin.or(entry.admin);
         entry.undone = r.undone;
         entry.user_id = r.user_id.or(entry.user_id.take());
         if r.password.is_some() {
@@ -180,6 +184,7 @@ impl Priors {
             user_id: None,
             password: None,
             undone: None,
+            admin: None,
             created,
         })
     }

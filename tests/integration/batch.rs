@@ -794,6 +794,9 @@ fn resuming_a_million_line_results_file_stays_small() {
     ];
     let (code, err, peak) = peak_kib(&args, None);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains(&format!("{n} done by an earlier run")), "{err}");
+    assert!(
+        err.contains(&format!("{n} done by an earlier run")),
+        "{err}"
+    );
     assert!(peak <= 40 * 1024, "resuming took {peak} KiB at its peak");
 }

@@ -495,3 +495,80 @@ fn an_existing_account_has_its_user_id_after_submit() {
     assert_eq!(line["status"], "exists");
     assert_eq!(line["user_id"], s.user_id(&u));
 }
+
+/// A results file, private, holding `lines`.
+fn results_file(dir: &std::path::Path, lines: &[String]) -> std::path::PathBuf {
+    let out = dir.join("out.jsonl");
+    std::fs::write(
+        &out,
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+    std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    out
+}
+
+#[test]
+fn changed_input_on_a_rerun_is_said_row_by_row() {
+    let s = synapse();
+    let dir = tempfile::tempdir().unwrap();
+    // (a) A registered row whose field is now bad.
+    let done = fresh("chg");
+    s.register_directly(&done, "a-long-password-14", false);
+    // (b) An incomplete row whose admin flag changed.
+    let half = fresh("chg");
+    s.register_directly(&half, "a-long-password-15", false);
+    // (c) An incomplete row whose given password changed.
+    let moved = fresh("chg");
+    s.register_directly(&moved, "a-long-password-16", false);
+    let out = results_file(
+        dir.path(),
+        &[
+            format!(
+                "{{\"username\":\"{done}\",\"status\":\"registered\",\"user_id\":\"{}\"}}",
+                s.user_id(&done)
+            ),
+            format!(
+                "{{\"username\":\"{half}\",\"status\":\"incomplete\",\"admin\":false,\"user_id\":\"{}\",\"undone\":{{\"from\":\"after_submit\"}}}}",
+                s.user_id(&half)
+            ),
+            format!(
+                "{{\"username\":\"{moved}\",\"status\":\"incomplete\",\"user_id\":\"{}\",\"undone\":{{\"from\":\"after_submit\",\"want_session\":true}}}}",
+                s.user_id(&moved)
+            ),
+        ],
+    );
+    let input = dir.path().join("rows.jsonl");
+    std::fs::write(
+        &input,
+        format!(
+            "{{\"username\":\"{done}\",\"admin\":\"maybe\"}}\n{{\"username\":\"{half}\",\"admin\":true}}\n{{\"username\":\"{moved}\",\"password\":\"a-new-password-17\"}}\n"
+        ),
+    )
+    .unwrap();
+    let hook = dir.path().join("see.lua");
+    std::fs::write(
+        &hook,
+        "return { after_submit = function(rec) rnmu.log.info(rec.username .. \" admin=\" .. tostring(rec.admin)) end }\n",
+    )
+    .unwrap();
+    let run = Test::new()
+        .args([
+            "--batch",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "-j",
+            "1",
+            "-v",
+        ])
+        .args(["--hook", hook.to_str().unwrap(), "-k", &s.secret, &s.url])
+        .run();
+    run.code(1)
+        .stderr_has(&format!("warning: line 1: admin is \"maybe\""))
+        .stderr_has("left as an earlier run recorded it")
+        .stderr_has(&format!("hook info: {half} admin=false"))
+        .stderr_has("admin is now yes, but the account was registered with no")
+        .stderr_has("the row's password does not log in to the account");
+    assert!(!s.is_admin(&half));
+}
