@@ -565,7 +565,7 @@ fn changed_input_on_a_rerun_is_said_row_by_row() {
         .args(["--hook", hook.to_str().unwrap(), "-k", &s.secret, &s.url])
         .run();
     run.code(1)
-        .stderr_has(&format!("warning: line 1: admin is \"maybe\""))
+        .stderr_has("warning: line 1: admin is \"maybe\"")
         .stderr_has("left as an earlier run recorded it")
         .stderr_has(&format!("hook info: {half} admin=false"))
         .stderr_has("admin is now yes, but the account was registered with no")
