@@ -11,7 +11,6 @@ use crate::record::{Outcome, Record};
 use crate::runner::Runner;
 use crate::stages::Ctx;
 use crate::stages::input::record_from_options;
-use clap::Parser;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -21,7 +20,7 @@ pub fn main() -> ExitCode {
     if let Some(code) = generate_if_asked(&args) {
         return code;
     }
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match crate::cli::parse(args, &invoked_name()) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -94,6 +93,19 @@ fn ambiguous_passwords(cli: &Cli) -> Option<&'static str> {
     None
 }
 
+/// The name the command was run as: the package installs it under two.
+fn invoked_name() -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "register_new_matrix_user".into())
+}
+
 /// Prints what `--generate KIND` asks for, when the command line is just that.
 fn generate_if_asked(args: &[std::ffi::OsString]) -> Option<ExitCode> {
     use clap::ValueEnum;
@@ -109,14 +121,7 @@ fn generate_if_asked(args: &[std::ffi::OsString]) -> Option<ExitCode> {
     };
     let kind = crate::cli::Generate::from_str(value, false).ok()?;
     // For the name the command was run as (a package may install it as another).
-    let name = std::env::args_os()
-        .next()
-        .and_then(|a| {
-            std::path::Path::new(&a)
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-        })
-        .unwrap_or_else(|| "register_new_matrix_user".into());
+    let name = invoked_name();
     Some(
         match crate::cli::generate(kind, &name, &mut std::io::stdout().lock()) {
             Ok(()) => ExitCode::from(exit::OK),

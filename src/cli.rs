@@ -332,9 +332,24 @@ pub enum Generate {
 
 /// The man page or completion script for this command line, for the
 /// command installed as `name` (a package installs it under its own).
+/// The command line, parsed for the command run as `name`: its usage and
+/// errors say that name.
+pub fn parse(args: Vec<std::ffi::OsString>, name: &str) -> Result<Cli, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut cmd = named(Cli::command(), name);
+    let matches = cmd.try_get_matches_from_mut(args)?;
+    Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))
+}
+
+fn named(cmd: clap::Command, name: &str) -> clap::Command {
+    // Once or twice a run: the name lives as long as the process.
+    let name: &'static str = Box::leak(name.to_string().into_boxed_str());
+    cmd.name(name).bin_name(name).display_name(name)
+}
+
 pub fn generate(kind: Generate, name: &str, out: &mut dyn std::io::Write) -> std::io::Result<()> {
     use clap::CommandFactory;
-    let mut cmd = Cli::command().display_name(name.to_string());
+    let mut cmd = named(Cli::command(), name);
     let name = name.to_string();
     match kind {
         Generate::Man => clap_mangen::Man::new(cmd).render(out),

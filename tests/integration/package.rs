@@ -14,7 +14,13 @@ fn the_debian_package_holds_a_working_tool() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&built.stderr);
+    // lintian ran, and found no error (scripts/package fails on one).
+    assert!(
+        Command::new("lintian").arg("--version").output().is_ok(),
+        "lintian is missing: scripts/test-deps.sh installs it"
+    );
     assert!(built.status.success(), "scripts/package failed:\n{stderr}");
+    assert!(!stderr.contains("\nE: "), "{stderr}");
     let deb = root.join(
         String::from_utf8_lossy(&built.stdout)
             .lines()
@@ -41,17 +47,31 @@ fn the_debian_package_holds_a_working_tool() {
         "./usr/share/doc/register-new-matrix-user/desired-state.md",
         "./usr/share/man/man1/register-new-matrix-user.1.gz",
         "./usr/share/bash-completion/completions/register-new-matrix-user",
+        "./usr/share/bash-completion/completions/register_new_matrix_user",
+        "./usr/share/fish/vendor_completions.d/register_new_matrix_user.fish",
+        "./usr/share/lintian/overrides/register-new-matrix-user",
+        "./usr/share/doc/register-new-matrix-user/changelog.Debian.gz",
         "./usr/share/zsh/vendor-completions/_register-new-matrix-user",
         "./usr/share/fish/vendor_completions.d/register-new-matrix-user.fish",
     ] {
         assert!(
-            listing.lines().any(|l| l.ends_with(path)),
+            listing
+                .lines()
+                .any(|l| l.ends_with(path) || l.contains(&format!("{path} -> "))),
             "{path} missing:\n{listing}"
         );
     }
     // No file conflict with Synapse's packages, which own this path.
     assert!(
         !listing.contains("./usr/bin/register_new_matrix_user"),
+        "{listing}"
+    );
+
+    // The drop-in name is the same binary, by a relative link.
+    assert!(
+        listing.lines().any(|l| l.ends_with(
+            "./usr/lib/register-new-matrix-user/bin/register_new_matrix_user -> ../../../bin/register-new-matrix-user"
+        )),
         "{listing}"
     );
 
@@ -95,5 +115,17 @@ fn the_debian_package_holds_a_working_tool() {
         .output()
         .unwrap();
     let man = String::from_utf8_lossy(&man.stdout).replace("\\-", "-");
+    // One name throughout the man page.
+    assert!(!man.contains("register_new_matrix_user ["), "{man}");
+    // Run as the drop-in, it speaks under that name.
+    let dropin = dir
+        .path()
+        .join("usr/lib/register-new-matrix-user/bin/register_new_matrix_user");
+    let usage = Command::new(&dropin).arg("--bogus").output().unwrap();
+    let usage = String::from_utf8_lossy(&usage.stderr);
+    assert!(
+        usage.contains("Usage: register_new_matrix_user "),
+        "{usage}"
+    );
     assert!(man.contains(".TH register-new-matrix-user 1") && man.contains("--shared-secret-file"));
 }
