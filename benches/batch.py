@@ -37,18 +37,20 @@ def csv_file(prefix, n):
     return path
 
 
-def batch_rate(prefix):
+def batch_rate(prefix, jobs=None):
     path = csv_file(prefix, USERS)
+    out = os.path.join(tmp, f"{prefix}.results.jsonl")
     t = time.perf_counter()
-    r = subprocess.run([ours, "--batch", path, "-j", JOBS, "-q", "-k", secret, url])
+    # As an operator runs it: with a results file (its pending lines synced to disk).
+    r = subprocess.run([ours, "--batch", path, "-j", jobs or JOBS, "-q", "-o", out, "-k", secret, url])
     secs = time.perf_counter() - t
     assert r.returncode == 0, f"batch failed with {r.returncode}"
     return USERS / secs
 
 
-def bare_rate(prefix):
+def bare_rate(prefix, jobs=None):
     out = subprocess.run(
-        ["cargo", "bench", "--quiet", "--bench", "bare_client", "--", prefix, str(USERS), JOBS],
+        ["cargo", "bench", "--quiet", "--bench", "bare_client", "--", prefix, str(USERS), jobs or JOBS],
         check=True, stdout=subprocess.PIPE, text=True, stderr=subprocess.DEVNULL,
     ).stdout
     m = re.search(r"bare: (\d+) registrations in ([\d.]+) s \((\d+) failed\)", out)
@@ -97,3 +99,16 @@ ratios = [c / b for b, c in zip(bare, batch)]
 print(f"  (c)/(a) = {batch_m / loop:.1f}x the loop;  (c)/(b) per round: "
       f"{', '.join(f'{100 * r:.0f} %' for r in ratios)}; median {100 * statistics.median(ratios):.1f} % of capacity")
 print(f"  --dry-run over {MEM_ROWS} rows: {dry_secs:.1f} s, peak memory {peak_kib / 1024:.1f} MiB")
+
+# At each concurrency of PAIRED_JOBS, PAIRED_ROUNDS rounds of PAIRED_USERS
+# users, this tool and the bare client back to back in each.
+PAIRED_JOBS = os.environ.get("PAIRED_JOBS", "4 8").split()
+PAIRED_ROUNDS = int(os.environ.get("PAIRED_ROUNDS", "5"))
+for jobs in PAIRED_JOBS:
+    ratios = []
+    for r in range(PAIRED_ROUNDS):
+        b = bare_rate(f"pb{jobs}x{r}x", jobs)
+        c = batch_rate(f"pc{jobs}x{r}x", jobs)
+        ratios.append(c / b)
+    print(f"  -j {jobs} against {jobs} bare threads, {USERS} users a round: per round "
+          f"{', '.join(f'{x:.2f}' for x in ratios)}; median {statistics.median(ratios):.2f}")

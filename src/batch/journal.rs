@@ -24,6 +24,17 @@ use std::sync::atomic::Ordering;
 pub use super::priors::Prior;
 use super::priors::{Builder, Priors};
 
+/// What the syncer is asked for.
+#[derive(Default)]
+struct SyncWanted {
+    /// Every line up to this one is to be made durable.
+    through: u64,
+    running: bool,
+    stop: bool,
+    /// A sync failed: every waiter is told.
+    failed: Option<String>,
+}
+
 pub struct Journal {
     path: PathBuf,
     file: Mutex<File>,
@@ -35,6 +46,10 @@ pub struct Journal {
     written: std::sync::atomic::AtomicU64,
     synced: std::sync::atomic::AtomicU64,
     sync_lock: Mutex<()>,
+    /// The background syncer ([`Journal::syncer`]): what it is asked to
+    /// sync, and whether it runs.
+    wanted: Mutex<SyncWanted>,
+    wake: std::sync::Condvar,
     prior: Priors,
     /// The lines (1-based) that were passed over: not UTF-8, not JSON, or
     /// not a result.
@@ -167,6 +182,8 @@ impl Journal {
             written: std::sync::atomic::AtomicU64::new(0),
             synced: std::sync::atomic::AtomicU64::new(0),
             sync_lock: Mutex::new(()),
+            wanted: Mutex::new(SyncWanted::default()),
+            wake: std::sync::Condvar::new(),
             prior,
             damaged,
         })
@@ -228,6 +245,15 @@ impl Journal {
     /// machine, with its generated password) is on disk before this returns:
     /// a power cut cannot lose it.
     pub fn write(&self, report: &Report) -> Result<(), Error> {
+        let seq = self.append(report)?;
+        if report.status == Status::Pending {
+            self.wait_durable(seq)?;
+        }
+        Ok(())
+    }
+
+    /// Appends one line, written through to the operating system: its number.
+    fn append(&self, report: &Report) -> Result<u64, Error> {
         let mut line = report.to_json_line();
         line.push('\n');
         let failed = |e: std::io::Error| {
@@ -247,10 +273,87 @@ impl Journal {
                 .map_err(failed)?;
             self.written.fetch_add(1, Ordering::SeqCst) + 1
         };
-        if report.status == Status::Pending {
-            self.sync_through(seq).map_err(failed)?;
+        Ok(seq)
+    }
+
+    /// Writes a row's `pending` line, and asks the syncer to make it
+    /// durable while the row goes on (its nonce is fetched meanwhile); the
+    /// line's number, for [`Journal::wait_durable`] before the request
+    /// that creates the account.
+    pub fn write_pending(&self, report: &Report) -> Result<u64, Error> {
+        let seq = self.append(report)?;
+        let running = {
+            let mut w = self.wanted.lock().unwrap_or_else(|p| p.into_inner());
+            w.through = w.through.max(seq);
+            w.running
+        };
+        self.wake.notify_all();
+        if !running {
+            self.wait_durable(seq)?;
         }
-        Ok(())
+        Ok(seq)
+    }
+
+    /// Returns once line `seq` is on disk.
+    pub fn wait_durable(&self, seq: u64) -> Result<(), Error> {
+        let failed = |e: std::io::Error| {
+            Error::Output(format!(
+                "cannot sync the results file {}: {}",
+                self.path.display(),
+                crate::stages::config::io_cause(&e)
+            ))
+        };
+        let mut w = self.wanted.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if self.synced.load(Ordering::SeqCst) >= seq {
+                return Ok(());
+            }
+            if let Some(e) = &w.failed {
+                return Err(Error::Output(e.clone()));
+            }
+            if !w.running {
+                drop(w);
+                return self.sync_through(seq).map_err(failed);
+            }
+            w = self.wake.wait(w).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// The syncer: makes lines durable as they are asked for, each sync
+    /// covering every line written before it began, until [`Journal::stop_syncer`].
+    pub fn syncer(&self) {
+        let mut w = self.wanted.lock().unwrap_or_else(|p| p.into_inner());
+        w.running = true;
+        loop {
+            while w.through <= self.synced.load(Ordering::SeqCst) && !w.stop {
+                w = self.wake.wait(w).unwrap_or_else(|p| p.into_inner());
+            }
+            if w.through <= self.synced.load(Ordering::SeqCst) && w.stop {
+                break;
+            }
+            let upto = self.written.load(Ordering::SeqCst);
+            drop(w);
+            let r = self.sync_through(upto);
+            w = self.wanted.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = r {
+                w.failed = Some(format!(
+                    "cannot sync the results file {}: {}",
+                    self.path.display(),
+                    crate::stages::config::io_cause(&e)
+                ));
+                w.through = 0;
+            }
+            self.wake.notify_all();
+        }
+        w.running = false;
+        drop(w);
+        self.wake.notify_all();
+    }
+
+    /// Ends the syncer once what it was asked for is on disk.
+    pub fn stop_syncer(&self) {
+        self.wanted.lock().unwrap_or_else(|p| p.into_inner()).stop = true;
+        self.wake.notify_all();
     }
 
     /// Makes line `seq` and every line before it durable: one `fdatasync`

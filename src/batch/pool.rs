@@ -67,12 +67,19 @@ impl RowSource {
 }
 
 pub fn run(shared: &Shared<'_>, jobs: usize) -> Result<(), Error> {
-    let done = AtomicBool::new(false);
+    // Told when the workers are done, so the progress thread ends at once
+    // instead of finishing its sleep.
+    let (done, ticks) = std::sync::mpsc::channel::<()>();
     std::thread::scope(|scope| {
+        // Pending lines reach the disk beside the rows' requests.
+        if let Some(j) = shared.journal {
+            scope.spawn(move || j.syncer());
+        }
         // The progress line moves while every worker waits on the server.
-        scope.spawn(|| {
-            while !done.load(Ordering::Relaxed) {
-                std::thread::sleep(std::time::Duration::from_millis(250));
+        scope.spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                ticks.recv_timeout(std::time::Duration::from_millis(250))
+            {
                 shared.progress.refresh();
             }
         });
@@ -89,7 +96,10 @@ pub fn run(shared: &Shared<'_>, jobs: usize) -> Result<(), Error> {
                 }
             }
         }
-        done.store(true, Ordering::Relaxed);
+        drop(done);
+        if let Some(j) = shared.journal {
+            j.stop_syncer();
+        }
         first_err.map_or(Ok(()), Err)
     })
 }
@@ -102,21 +112,31 @@ struct RowHooks<'a> {
     line: usize,
     key: String,
     pending_written: bool,
+    /// The pending line's number, to wait for before the register request.
+    pending_seq: Option<u64>,
 }
 
 impl Hooks for RowHooks<'_> {
     fn fire(&mut self, call: &HookCall<'_>, rec: &mut Record) -> Result<(), Error> {
         self.lua.fire(call, rec)?;
-        if call.point == HookPoint::Before(Stage::Submit) && !self.pending_written {
+        // The pending line goes out as the row's creation starts (its fields
+        // are validated and frozen), and is synced to disk while the nonce
+        // is fetched; the register request waits until it is durable.
+        if call.point == HookPoint::Before(Stage::Nonce) && !self.pending_written {
             if let Some(j) = self.journal {
                 let mut pending = Report::of(rec, &Ok(()));
                 pending.status = Status::Pending;
                 pending.user_id = None;
                 pending.username = Some(self.key.clone());
                 pending.line = Some(self.line);
-                j.write(&pending)?;
+                self.pending_seq = Some(j.write_pending(&pending)?);
             }
             self.pending_written = true;
+        }
+        if call.point == HookPoint::Before(Stage::Submit) {
+            if let (Some(j), Some(seq)) = (self.journal, self.pending_seq) {
+                j.wait_durable(seq)?;
+            }
         }
         Ok(())
     }
@@ -134,6 +154,7 @@ fn worker(shared: &Shared<'_>) -> Result<(), Error> {
         line: 0,
         key: String::new(),
         pending_written: false,
+        pending_seq: None,
     };
     let mut prompter = NoPrompts;
     let mut ctx = Ctx::new(cli, &console, &mut prompter);
@@ -252,6 +273,7 @@ fn run_row(
     hooks.line = line;
     hooks.key = key.clone();
     hooks.pending_written = false;
+    hooks.pending_seq = None;
     let result = Runner::new(hooks, cli.dry_run).run(stages, &mut rec, ctx);
     match (ctx.mode, result.is_ok()) {
         (Mode::DryRun, true) => rec.outcome = Some(Outcome::DryRun),
