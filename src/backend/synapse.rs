@@ -28,17 +28,6 @@ const DRY_RUN: [Stage; 5] = [
     Stage::Nonce,
     Stage::Sign,
 ];
-const ENSURE: [Stage; 9] = [
-    Stage::Config,
-    Stage::Input,
-    Stage::Validate,
-    Stage::Read,
-    Stage::Nonce,
-    Stage::Sign,
-    Stage::Submit,
-    Stage::Apply,
-    Stage::Post,
-];
 const PLAN: [Stage; 4] = [Stage::Config, Stage::Input, Stage::Validate, Stage::Read];
 
 /// What every record of a run shares: avatars uploaded (by SHA-256) and
@@ -72,7 +61,8 @@ impl Synapse {
         match mode {
             Mode::DryRun => &DRY_RUN,
             Mode::Plan => &PLAN,
-            Mode::Ensure => &ENSURE,
+            // Every stage: read and apply besides the creating ones.
+            Mode::Ensure => &Stage::ALL,
             Mode::Register => &REGISTER,
         }
     }

@@ -245,11 +245,11 @@ impl Journal {
     /// machine, with its generated password) is on disk before this returns:
     /// a power cut cannot lose it.
     pub fn write(&self, report: &Report) -> Result<(), Error> {
-        let seq = self.append(report)?;
         if report.status == Status::Pending {
-            self.wait_durable(seq)?;
+            let seq = self.write_pending(report)?;
+            return self.wait_durable(seq);
         }
-        Ok(())
+        self.append(report).map(|_| ())
     }
 
     /// Appends one line, written through to the operating system: its number.

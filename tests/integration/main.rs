@@ -90,7 +90,10 @@ impl Test {
             stdin: None,
             env: Vec::new(),
             env_remove: Vec::new(),
-            hang_after: None,
+            // A watchdog for every run: a hang fails the test instead of the
+            // whole suite waiting for ever. Tests that wait out the server's
+            // real limits take up to about six minutes.
+            hang_after: Some(std::time::Duration::from_secs(900)),
         }
     }
 
