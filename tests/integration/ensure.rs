@@ -403,3 +403,25 @@ fn rollback_erases_only_when_asked() {
     assert_eq!(acc["deactivated"], json!(true));
     assert_eq!(acc["erased"], json!(true), "{acc}");
 }
+
+#[test]
+fn the_admin_token_never_shows_at_any_verbosity() {
+    let s = synapse();
+    let u = fresh("quiet");
+    s.register_directly(&u, "a-long-password-18", false);
+    let token = std::fs::read_to_string(s.admin_token_file())
+        .unwrap()
+        .trim()
+        .to_string();
+    for v in ["-v", "-vv"] {
+        ensure()
+            .args(["-u", &u, "--admin", "--displayname", "Seen", v])
+            .run()
+            .code(0)
+            .never_shows(std::slice::from_ref(&token));
+        ensure()
+            .args(["-u", &u, "--no-admin", "--plan", "--json", v])
+            .run()
+            .never_shows(std::slice::from_ref(&token));
+    }
+}
