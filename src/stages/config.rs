@@ -261,12 +261,10 @@ pub fn load(paths: &[PathBuf], console: &crate::console::Console) -> Result<Conf
     let mut cfg = Config::default();
     for path in &config_files(paths, console)? {
         console.debug(&format!("config: reading {}", path.display()));
+        // As the original, whatever the reason: a -c that cannot be opened
+        // (or is past the size read) is a command-line error.
         let bytes = crate::files::read_regular(path, crate::files::CONFIG_MAX).map_err(|e| {
-            let msg = format!("cannot open config file {}: {e}", path.display());
-            // As the original, whatever the reason: a -c that cannot be
-            // opened (or is past the size read) is a command-line error.
-            let _ = e;
-            Error::Usage(msg)
+            Error::Usage(format!("cannot open config file {}: {e}", path.display()))
         })?;
         let text = String::from_utf8(bytes).map_err(|_| {
             Error::Config(format!(
