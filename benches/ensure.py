@@ -106,7 +106,7 @@ print(f"made 2 x {USERS} accounts ({create:.0f} users/s creating with --ensure)"
 results = {"unchanged": ([], []), "plan": ([], []), "changing": ([], [])}
 for rnd in range(1, ROUNDS + 1):
     # As declared by the round before: nothing to change.
-    same = rows("ens", rnd - 1, rooms)
+    same = rows("ens", 0 if READS_ONLY else rnd - 1, rooms)
     results["unchanged"][0].append(bare("read", "bar", rnd))
     results["unchanged"][1].append(tool(same))
     results["plan"][0].append(bare("read", "bar", rnd))
