@@ -157,20 +157,7 @@ pub fn describe(field: &str, c: &Change) -> String {
         }
     }
     if field == "rooms" {
-        let had: Vec<&Value> = c
-            .from
-            .as_array()
-            .map(|a| a.iter().collect())
-            .unwrap_or_default();
-        let add: Vec<String> =
-            c.to.as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter(|r| !had.contains(r))
-                        .map(|r| format!("+{}", r.as_str().unwrap_or("?")))
-                        .collect()
-                })
-                .unwrap_or_default();
+        let add: Vec<String> = rooms_to_join(c).iter().map(|r| format!("+{r}")).collect();
         return format!("rooms {}", add.join(" "));
     }
     format!("{field} {} -> {}", shown(&c.from), shown(&c.to))
