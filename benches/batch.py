@@ -10,6 +10,7 @@ bcrypt_rounds 4). Measures registrations per second of:
 alternating (b) and (c) for ROUNDS rounds; then the peak memory of a
 --dry-run over a MEM_ROWS-row file.
 """
+import json
 import os
 import re
 import statistics
@@ -48,14 +49,31 @@ def batch_rate(prefix, jobs=None):
     return USERS / secs
 
 
-def bare_rate(prefix, jobs=None):
+def bare_client_path():
+    """The bare client's executable, built once, so that it is timed as this
+    tool is: a process started and waited for, with nothing of cargo's."""
     out = subprocess.run(
-        ["cargo", "bench", "--quiet", "--bench", "bare_client", "--", prefix, str(USERS), jobs or JOBS],
+        ["cargo", "bench", "--quiet", "--bench", "bare_client", "--no-run", "--message-format=json"],
         check=True, stdout=subprocess.PIPE, text=True, stderr=subprocess.DEVNULL,
     ).stdout
+    for line in out.splitlines():
+        msg = json.loads(line)
+        if msg.get("reason") == "compiler-artifact" and msg.get("target", {}).get("name") == "bare_client" \
+                and msg.get("executable"):
+            return msg["executable"]
+    raise SystemExit("cannot find the bare client's executable")
+
+
+def bare_rate(prefix, jobs=None):
+    t = time.perf_counter()
+    out = subprocess.run(
+        [BARE, prefix, str(USERS), jobs or JOBS],
+        check=True, stdout=subprocess.PIPE, text=True, stderr=subprocess.DEVNULL,
+    ).stdout
+    secs = time.perf_counter() - t
     m = re.search(r"bare: (\d+) registrations in ([\d.]+) s \((\d+) failed\)", out)
     assert m and m.group(3) == "0", out
-    return int(m.group(1)) / float(m.group(2))
+    return int(m.group(1)) / secs
 
 
 def loop_rate():
@@ -66,49 +84,56 @@ def loop_rate():
     return LOOP_USERS / (time.perf_counter() - t)
 
 
-subprocess.run(["cargo", "bench", "--quiet", "--bench", "bare_client", "--no-run"], check=True,
-               stderr=subprocess.DEVNULL)
-loop = loop_rate()
-bare, batch = [], []
-for r in range(ROUNDS):
-    bare.append(bare_rate(f"bare{r}x"))
-    batch.append(batch_rate(f"batch{r}x"))
-bare_m, batch_m = statistics.median(bare), statistics.median(batch)
+BARE = bare_client_path()
+# PAIRED_ONLY=1 runs only the paired rounds below.
+if os.environ.get("PAIRED_ONLY") != "1":
+    loop = loop_rate()
+    bare, batch = [], []
+    for r in range(ROUNDS):
+        bare.append(bare_rate(f"bare{r}x"))
+        batch.append(batch_rate(f"batch{r}x"))
+    bare_m, batch_m = statistics.median(bare), statistics.median(batch)
 
-# Peak memory of a dry run over a large file (rows are streamed).
-big = os.path.join(tmp, "big.jsonl")
-with open(big, "w") as f:
-    for i in range(MEM_ROWS):
-        f.write('{"username":"mem%d","displayname":"Member %d","team":"t%d"}\n' % (i, i, i % 50))
-# Measured in a fresh interpreter, whose only child is the tool.
-measure = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
-           "r = subprocess.run(sys.argv[1:]); "
-           "print(r.returncode, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-out = subprocess.run(["python3", "-c", measure, ours, "--batch", big, "--dry-run", "-q", "-k", secret, url],
-                     check=True, stdout=subprocess.PIPE, text=True).stdout.split()
-assert out[0] == "0", out
-dry_secs, peak_kib = float(out[1]), int(out[2])
+    # Peak memory of a dry run over a large file (rows are streamed).
+    big = os.path.join(tmp, "big.jsonl")
+    with open(big, "w") as f:
+        for i in range(MEM_ROWS):
+            f.write('{"username":"mem%d","displayname":"Member %d","team":"t%d"}\n' % (i, i, i % 50))
+    # Measured in a fresh interpreter, whose only child is the tool.
+    measure = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+               "r = subprocess.run(sys.argv[1:]); "
+               "print(r.returncode, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    out = subprocess.run(["python3", "-c", measure, ours, "--batch", big, "--dry-run", "-q", "-k", secret, url],
+                         check=True, stdout=subprocess.PIPE, text=True).stdout.split()
+    assert out[0] == "0", out
+    dry_secs, peak_kib = float(out[1]), int(out[2])
 
-print(f"batch onboarding against {url}, --jobs {JOBS}, {USERS} users per run, median of {ROUNDS} alternating rounds")
-print(f"  (a) original script in a loop: {loop:8.1f} registrations/s ({LOOP_USERS} users)")
-print(f"  (b) server capacity, bare client: {bare_m:8.1f} registrations/s   rounds: {', '.join(f'{x:.0f}' for x in bare)}")
-print(f"  (c) this tool, --batch:       {batch_m:8.1f} registrations/s   rounds: {', '.join(f'{x:.0f}' for x in batch)}")
-# Each round runs (b) and (c) back to back on the same server: their ratio is
-# the fair comparison, as the server slows while its database grows.
-ratios = [c / b for b, c in zip(bare, batch)]
-print(f"  (c)/(a) = {batch_m / loop:.1f}x the loop;  (c)/(b) per round: "
-      f"{', '.join(f'{100 * r:.0f} %' for r in ratios)}; median {100 * statistics.median(ratios):.1f} % of capacity")
-print(f"  --dry-run over {MEM_ROWS} rows: {dry_secs:.1f} s, peak memory {peak_kib / 1024:.1f} MiB")
+    print(f"batch onboarding against {url}, --jobs {JOBS}, {USERS} users per run, median of {ROUNDS} alternating rounds")
+    print(f"  (a) original script in a loop: {loop:8.1f} registrations/s ({LOOP_USERS} users)")
+    print(f"  (b) server capacity, bare client: {bare_m:8.1f} registrations/s   rounds: {', '.join(f'{x:.0f}' for x in bare)}")
+    print(f"  (c) this tool, --batch:       {batch_m:8.1f} registrations/s   rounds: {', '.join(f'{x:.0f}' for x in batch)}")
+    # Each round runs (b) and (c) back to back on the same server: their ratio is
+    # the fair comparison, as the server slows while its database grows.
+    ratios = [c / b for b, c in zip(bare, batch)]
+    print(f"  (c)/(a) = {batch_m / loop:.1f}x the loop;  (c)/(b) per round: "
+          f"{', '.join(f'{100 * r:.0f} %' for r in ratios)}; median {100 * statistics.median(ratios):.1f} % of capacity")
+    print(f"  --dry-run over {MEM_ROWS} rows: {dry_secs:.1f} s, peak memory {peak_kib / 1024:.1f} MiB")
 
-# At each concurrency of PAIRED_JOBS, PAIRED_ROUNDS rounds of PAIRED_USERS
-# users, this tool and the bare client back to back in each.
+# At each concurrency of PAIRED_JOBS, PAIRED_ROUNDS rounds of USERS users,
+# this tool and the bare client back to back in each, taking turns to go
+# first (the server slows as its database grows, which would favour
+# whichever always ran first).
 PAIRED_JOBS = os.environ.get("PAIRED_JOBS", "4 8").split()
 PAIRED_ROUNDS = int(os.environ.get("PAIRED_ROUNDS", "5"))
 for jobs in PAIRED_JOBS:
     ratios = []
     for r in range(PAIRED_ROUNDS):
-        b = bare_rate(f"pb{jobs}x{r}x", jobs)
-        c = batch_rate(f"pc{jobs}x{r}x", jobs)
+        if r % 2 == 0:
+            b = bare_rate(f"pb{jobs}x{r}x", jobs)
+            c = batch_rate(f"pc{jobs}x{r}x", jobs)
+        else:
+            c = batch_rate(f"pc{jobs}x{r}x", jobs)
+            b = bare_rate(f"pb{jobs}x{r}x", jobs)
         ratios.append(c / b)
     print(f"  -j {jobs} against {jobs} bare threads, {USERS} users a round: per round "
           f"{', '.join(f'{x:.2f}' for x in ratios)}; median {statistics.median(ratios):.2f}")
