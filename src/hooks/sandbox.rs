@@ -84,14 +84,20 @@ impl Limits {
         r
     }
 
-    /// The same, for host code that runs long (pattern matching): the call
-    /// is then marked as timed out, as the instruction check would.
-    fn out_of_time(&self) -> bool {
-        if self.expired() {
-            self.timed_out.set(true);
-            return true;
+    /// The same, for C code that runs long (pattern matching): the call is
+    /// then marked as timed out, as the instruction check would, at the
+    /// line of the hook's code that called it.
+    fn out_of_time(&self, lua: &Lua) -> bool {
+        if !self.expired() {
+            return false;
         }
-        false
+        if !self.timed_out.replace(true) {
+            // Level 0 is this check, 1 the string function; the first frame
+            // of a file's Lua code above them is the call's.
+            *self.at.borrow_mut() =
+                (1..64).find_map(|level| lua.inspect_stack(level, where_).flatten());
+        }
+        true
     }
 }
 
@@ -191,7 +197,7 @@ pub fn new_state(opts: &HookOptions) -> mlua::Result<(Lua, Rc<Limits>)> {
     let l = limits.clone();
     let expired = lua.create_function(move |_, ()| Ok(l.expired()))?;
     let l = limits.clone();
-    super::patterns::install(&lua, Rc::new(move || l.out_of_time()))?;
+    super::patterns::install(&lua, move |lua| l.out_of_time(lua))?;
     let g = lua.globals();
     let coroutine: mlua::Table = g.get("coroutine")?;
     lua.load(LIMITS_PRELUDE).set_name("=sandbox").call::<()>((

@@ -1,7 +1,7 @@
 //! Batch onboarding against the real server: formats, bad rows, hooks,
 //! results, resuming after a kill.
 
-use crate::{Run, Test, fresh, synapse};
+use crate::{Run, Test, fresh, peak_kib, synapse};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
@@ -595,33 +595,6 @@ fn results_follow_the_documented_rule() {
     assert_eq!(by_user[&good]["status"], "registered", "{lines:?}");
     registered(&good, "pw-rule-1", false);
     assert!(synapse().user(&odd).is_none());
-}
-
-/// Peak memory of a child run, measured by a fresh Python interpreter whose
-/// only child it is (kB).
-fn peak_kib(args: &[&str], stdin_file: Option<&Path>) -> (i32, String, u64) {
-    let measure = "import resource, subprocess, sys\n\
-        stdin = open(sys.argv[1], 'rb') if sys.argv[1] else None\n\
-        r = subprocess.run(sys.argv[2:], stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n\
-        sys.stderr.buffer.write(r.stderr)\n\
-        print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)";
-    let bin = assert_cmd::cargo::cargo_bin!("register_new_matrix_user");
-    let out = std::process::Command::new("python3")
-        .args(["-c", measure])
-        .arg(
-            stdin_file
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-        )
-        .arg(bin)
-        .args(args)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let mut it = text.split_whitespace();
-    let code: i32 = it.next().unwrap().parse().unwrap();
-    let kib: u64 = it.next().unwrap().parse().unwrap();
-    (code, String::from_utf8_lossy(&out.stderr).to_string(), kib)
 }
 
 /// A dry run over a million rows, the last repeating an early username:

@@ -2,7 +2,7 @@
 //! one clear line and the documented exit status, never hang, abort or
 //! leak a secret, and leave no account half-done.
 
-use crate::{Run, Test, fresh, synapse};
+use crate::{Run, Test, fresh, peak_kib, synapse};
 use std::path::PathBuf;
 
 /// A hook file in a directory that lives as long as the test.
@@ -284,4 +284,106 @@ fn long_library_calls_end_within_the_limit() {
         &["-p", "pw-long"],
         "table.move: more than 10000000 elements",
     );
+}
+
+/// A deadline names the line of the hook's code that was running: the
+/// call of a string function that ran out of time, or the loop, inside
+/// `pcall`, `xpcall` and coroutines as at the top.
+#[test]
+fn a_deadline_names_the_line_of_the_call() {
+    let line_of = |run: &Run| -> String {
+        let l = run.stderr_unwarned();
+        let after = l.split("hostile.lua:").nth(1).unwrap_or("").to_string();
+        after
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
+    let find = "  s:find('.-.-.-.-b')";
+    for (code, line) in [
+        (format!("return {{ before_input = function()\n local s = ('a'):rep(400)\n{find}\nend }}"), "3"),
+        (format!("return {{ before_input = function()\n local s = ('a'):rep(400)\n pcall(function()\n{find}\n end)\nend }}"), "4"),
+        (format!("return {{ before_input = function()\n local s = ('a'):rep(400)\n xpcall(function()\n\n{find}\n end, function(m) return m end)\nend }}"), "5"),
+        (format!("return {{ before_input = function()\n local s = ('a'):rep(400)\n local co = coroutine.wrap(function()\n\n\n{find}\n end)\n co()\nend }}"), "6"),
+        ("return { before_input = function()\n local s = ('a'):rep(400)\n local co = coroutine.create(function()\n pcall(string.gsub, s, '.-.-.-.-b', '')\n end)\n coroutine.resume(co)\nend }".to_string(), "4"),
+        ("return { before_input = function()\n pcall(function()\n\n  while true do end\n end)\nend }".to_string(), "4"),
+        ("return { before_input = function()\n local co = coroutine.create(function()\n\n  while true do end\n end)\n coroutine.resume(co)\nend }".to_string(), "4"),
+    ] {
+        let run = refused(&hook(&code), &["-p", "pw-line"], "did not finish within 1 s");
+        assert_eq!(line_of(&run), line, "{code}\n{run:#?}");
+    }
+}
+
+/// What a string function builds (gsub's result, captures, gmatch's state)
+/// is counted against --hook-memory: over the cap the hook ends with "ran
+/// out of memory", and the process never holds much more than the cap.
+#[test]
+fn string_functions_stay_within_the_memory_cap() {
+    let s = synapse();
+    for (code, want) in [
+        // A 100 MB result.
+        (
+            "return { before_input = function() local r = ('x'):rep(1e6):gsub('.', ('y'):rep(100)) end }",
+            "ran out of memory: the limit is 64 MiB",
+        ),
+        // A 3 GB result.
+        (
+            "return { before_input = function() local r = ('x'):rep(1e6):gsub('.', ('y'):rep(3000)) end }",
+            "ran out of memory: the limit is 64 MiB",
+        ),
+        // The same through a function, a table, and captures.
+        (
+            "return { before_input = function() local y = ('y'):rep(3000) local r = ('x'):rep(1e6):gsub('.', function() return y end) end }",
+            "ran out of memory",
+        ),
+        (
+            "return { before_input = function() local r = ('x'):rep(1e6):gsub('.', { x = ('y'):rep(3000) }) end }",
+            "ran out of memory",
+        ),
+        (
+            "return { before_input = function() local t = {} for a, b in (('xy'):rep(1e6)):gmatch('(.)(.)') do t[#t + 1] = a .. b .. ('z'):rep(100) end end }",
+            "ran out of memory",
+        ),
+        // Caught: the rest of the hook goes on, within the cap.
+        (
+            "return { before_input = function() local ok, e = pcall(string.gsub, ('x'):rep(1e6), '.', ('y'):rep(3000)) error('caught: ' .. tostring(e)) end }",
+            "caught: not enough memory",
+        ),
+    ] {
+        let h = hook(code);
+        let user = fresh("mem");
+        let (status, stderr, kib) = peak_kib(
+            &[
+                "-u",
+                &user,
+                "--no-admin",
+                "-p",
+                "pw-mem",
+                "--hook-memory",
+                "64",
+                "--hook-timeout",
+                "20",
+                "--hook",
+                h.path.to_str().unwrap(),
+                "-k",
+                &s.secret,
+                &s.url,
+            ],
+            None,
+        );
+        assert_eq!(status, 1, "{code}\n{stderr}");
+        assert!(stderr.contains(want), "{code}\n{stderr}");
+        assert!(!stderr.contains("memory allocation of"), "{stderr}");
+        let lines: Vec<&str> = stderr
+            .lines()
+            .filter(|l| !l.starts_with("warning: -p"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{stderr}");
+        eprintln!("peak {} MiB: {code}", kib / 1024);
+        // 64 MiB of Lua, plus the tool's own (about 20 MiB); a result built
+        // outside the cap took 104 MiB in the first case.
+        assert!(kib < 96 * 1024, "peak {} MiB: {code}", kib / 1024);
+        assert!(s.user(&user).is_none());
+    }
 }

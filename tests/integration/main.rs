@@ -277,3 +277,30 @@ impl Run {
             .collect()
     }
 }
+
+/// Peak memory of a child run, measured by a fresh Python interpreter whose
+/// only child it is (kB).
+pub fn peak_kib(args: &[&str], stdin_file: Option<&std::path::Path>) -> (i32, String, u64) {
+    let measure = "import resource, subprocess, sys\n\
+        stdin = open(sys.argv[1], 'rb') if sys.argv[1] else None\n\
+        r = subprocess.run(sys.argv[2:], stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n\
+        sys.stderr.buffer.write(r.stderr)\n\
+        print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)";
+    let bin = assert_cmd::cargo::cargo_bin!("register_new_matrix_user");
+    let out = std::process::Command::new("python3")
+        .args(["-c", measure])
+        .arg(
+            stdin_file
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        )
+        .arg(bin)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut it = text.split_whitespace();
+    let code: i32 = it.next().unwrap().parse().unwrap();
+    let kib: u64 = it.next().unwrap().parse().unwrap();
+    (code, String::from_utf8_lossy(&out.stderr).to_string(), kib)
+}
