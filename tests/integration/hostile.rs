@@ -269,6 +269,25 @@ fn long_library_calls_end_within_the_limit() {
         &["-p", "pw-long"],
         "did not finish within 1 s",
     );
+    // Balances, back-references, optional items, plain searches, gsub, a
+    // trim: each runs for seconds to hours in stock Lua.
+    for call in [
+        "(('('):rep(200000)):find('%b()')",
+        "(('('):rep(200000) .. 'x'):gsub('%b()', '')",
+        "(('a'):rep(30000)):find('(a*)%1%1b')",
+        "(('a'):rep(30)):find(('a?'):rep(30) .. ('a'):rep(30) .. 'b')",
+        "(('a'):rep(1000000)):find(('a'):rep(500000) .. 'b', 1, true)",
+        "(('a'):rep(500)):gsub('.-.-.-b', 'x')",
+        "('a' .. (' '):rep(100000) .. 'a'):match('^%s*(.-)%s*$')",
+    ] {
+        refused(
+            &hook(&format!(
+                "return {{ before_input = function()\n local r = {call}\nend }}"
+            )),
+            &["-p", "pw-long"],
+            "did not finish within 1 s",
+        );
+    }
     refused(
         &hook("return { before_input = function() error('length ' .. #string.rep('', 2^53)) end }"),
         &["-p", "pw-long"],
