@@ -169,6 +169,8 @@ fn run_one(opts: &Options, console: &Console, rec: &mut Record) -> Result<(), Er
     resolved.transport.policy.waits.set_single(opts.deadline);
     add_config_hooks(&mut hooks, &resolved)?;
 
+    // The config stage has said which kind of server this is.
+    let stages = ctx.stages();
     Runner::new(&mut hooks, opts.dry_run).run(&stages[1..], rec, &mut ctx)?;
     match ctx.mode {
         Mode::DryRun => {
@@ -184,6 +186,18 @@ fn run_one(opts: &Options, console: &Console, rec: &mut Record) -> Result<(), Er
 /// What a dry run prints: where the request would go and its body, with the
 /// password and the MAC masked.
 pub fn dry_run_report(rec: &Record) -> Result<String, Error> {
+    if rec.mac.is_none() {
+        // Through MAS: no request body is signed.
+        return Ok(format!(
+            "Dry run: nothing was sent. Would create {} in MAS{}",
+            rec.username.as_deref().unwrap_or("?").trim().to_lowercase(),
+            if rec.admin == Some(true) {
+                ", set its password and make it an admin"
+            } else {
+                " and set its password"
+            }
+        ));
+    }
     let req = crate::stages::submit::request(rec)?;
     let mut body = serde_json::to_value(&req).map_err(|e| Error::Input(e.to_string()))?;
     body["password"] = "********".into();

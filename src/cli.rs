@@ -207,6 +207,41 @@ pub struct Cli {
     )]
     pub admin_token_file: Option<PathBuf>,
 
+    /// [extension] The Matrix Authentication Service's base URL, for a homeserver that delegates
+    /// authentication to it (MSC3861). Default: the issuer the homeserver names.
+    #[arg(
+        long = "mas-url",
+        value_name = "URL",
+        help_heading = "MAS-backed servers"
+    )]
+    pub mas_url: Option<String>,
+
+    /// [extension] The MAS client (a ULID) whose credentials get an Admin API token
+    /// (client_credentials grant, scope urn:mas:admin). With it, registrations go through MAS.
+    #[arg(
+        long = "mas-client-id",
+        value_name = "ID",
+        help_heading = "MAS-backed servers"
+    )]
+    pub mas_client_id: Option<String>,
+
+    /// [extension] The MAS client's secret, in FILE (`-` reads standard input).
+    #[arg(
+        long = "mas-client-secret-file",
+        value_name = "FILE",
+        help_heading = "MAS-backed servers"
+    )]
+    pub mas_client_secret_file: Option<PathBuf>,
+
+    /// [extension] MAS's own config file: the Admin API's address (http.public_base), the first
+    /// client with a secret, passwords.minimum_complexity and matrix.homeserver come from it.
+    #[arg(
+        long = "mas-config",
+        value_name = "FILE",
+        help_heading = "MAS-backed servers"
+    )]
+    pub mas_config: Option<PathBuf>,
+
     /// [extension] Create the user when missing; otherwise bring the existing account to what the
     /// flags or the batch row say (admin, user type, display name, emails, avatar, rooms,
     /// active), leaving everything they do not give alone. Needs an admin token.
@@ -309,6 +344,10 @@ impl Cli {
             timeout: self.timeout,
             server_url: self.server_url.clone(),
             admin_token_file: self.admin_token_file.clone(),
+            mas_url: self.mas_url.clone(),
+            mas_client_id: self.mas_client_id.clone(),
+            mas_client_secret_file: self.mas_client_secret_file.clone(),
+            mas_config: self.mas_config.clone(),
             ensure: self.ensure,
             plan: self.plan,
             rollback: self.rollback.clone(),
@@ -337,6 +376,21 @@ pub enum Generate {
 pub fn parse(args: Vec<std::ffi::OsString>, name: &str) -> Result<Cli, clap::Error> {
     use clap::{CommandFactory, FromArgMatches};
     let mut cmd = named(Cli::command(), name);
+    // Through MAS there is no shared secret: MAS's client credentials stand
+    // for it.
+    let for_mas = args.iter().any(|a| {
+        let a = a.to_string_lossy();
+        [
+            "--mas-client-id",
+            "--mas-client-secret-file",
+            "--mas-config",
+        ]
+        .iter()
+        .any(|f| a == *f || a.starts_with(&format!("{f}=")))
+    });
+    if for_mas {
+        cmd = cmd.mut_group("secret_source", |g| g.required(false));
+    }
     let matches = cmd.try_get_matches_from_mut(args)?;
     Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))
 }

@@ -62,6 +62,11 @@ pub struct Options {
     pub server_url: Option<String>,
     /// The file holding a server admin's access token.
     pub admin_token_file: Option<PathBuf>,
+    /// `--mas-url`, `--mas-client-id`, `--mas-client-secret-file`, `--mas-config`.
+    pub mas_url: Option<String>,
+    pub mas_client_id: Option<String>,
+    pub mas_client_secret_file: Option<PathBuf>,
+    pub mas_config: Option<PathBuf>,
     /// Bring existing accounts to what the input says; create missing ones.
     pub ensure: bool,
     /// Say what `--ensure` or `--rollback` would do, and do nothing.

@@ -90,6 +90,10 @@ pub struct Undone {
     /// The hooks asked for a session as the new user.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub want_session: bool,
+    /// What registration sets that a MAS user was left without
+    /// (`password`, `admin`): a rerun sets it first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub account: Vec<String>,
 }
 
 /// The steps after submit, in order: where a rerun picks up.

@@ -110,6 +110,7 @@ impl<'h> Runner<'h> {
                                 from: self.at.map(|p| p.to_string()),
                                 live_session: false,
                                 want_session: rec.want_session,
+                                account: Vec::new(),
                             }),
                             left: String::new(),
                         }
@@ -164,6 +165,13 @@ impl<'h> Runner<'h> {
         undone.live_session |= rec.access_token.is_some();
         let from = undone.from.as_deref().and_then(HookPoint::parse);
         let mut left: Vec<String> = Vec::new();
+        for step in &undone.account {
+            left.push(match step.as_str() {
+                crate::backend::mas::SET_PASSWORD => "its password (in MAS)".into(),
+                crate::backend::mas::SET_ADMIN => "its admin flag (in MAS)".into(),
+                other => other.to_string(),
+            });
+        }
         if let Some(from) = from {
             let start = AFTER_SUBMIT.iter().position(|p| *p == from).unwrap_or(0);
             for p in &AFTER_SUBMIT[start..] {

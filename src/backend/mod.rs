@@ -3,8 +3,11 @@
 //! and deactivates them for `--ensure`, `--plan` and `--rollback`.
 //!
 //! [`synapse`] is Synapse's: the shared-secret endpoint to create, the admin
-//! API for the rest. A server kind is one module here, with its own stages.
+//! API for the rest. [`mas`] is for homeservers that delegate authentication
+//! to the Matrix Authentication Service: its Admin API does everything. A
+//! server kind is one module here, with its own stages.
 
+pub mod mas;
 pub mod synapse;
 
 use crate::error::HsError;
@@ -13,9 +16,16 @@ use crate::state::{Account, Changes};
 
 pub use crate::options::Mode;
 
-/// The stages a record runs through in `mode`, the config stage first.
+/// The stages a record runs through in `mode`, the config stage first, on
+/// Synapse (the config stage, first in every list, says which kind of
+/// server a run has: [`stages_for`]).
 pub fn stages(mode: Mode) -> &'static [Stage] {
     synapse::Synapse::stages_without_token(mode)
+}
+
+/// The stages on a server that delegates to MAS (`mas`) or on Synapse.
+pub fn stages_for(mas: bool, mode: Mode) -> &'static [Stage] {
+    if mas { mas::stages(mode) } else { stages(mode) }
 }
 
 /// One kind of server.

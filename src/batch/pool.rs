@@ -122,7 +122,13 @@ impl Hooks for RowHooks<'_> {
         // The pending line goes out as the row's creation starts (its fields
         // are validated and frozen), and is synced to disk while the nonce
         // is fetched; the register request waits until it is durable.
-        if call.point == HookPoint::Before(Stage::Nonce) && !self.pending_written {
+        // The first creating stage: the nonce on Synapse, the submit
+        // stage through MAS.
+        let creating = matches!(
+            call.point,
+            HookPoint::Before(Stage::Nonce) | HookPoint::Before(Stage::Submit)
+        );
+        if creating && !self.pending_written {
             if let Some(j) = self.journal {
                 let mut pending = Report::of(rec, &Ok(()));
                 pending.status = Status::Pending;
@@ -162,7 +168,7 @@ fn worker(shared: &Shared<'_>) -> Result<(), Error> {
     ctx.retries = cli.retries.unwrap_or(crate::retry::BATCH_RETRIES);
     ctx.generate_missing_password = true;
     ctx.reveal_generated = false;
-    let stages = &crate::backend::stages(ctx.mode)[1..];
+    let stages = &ctx.stages()[1..];
 
     loop {
         if shared.stop.load(Ordering::Relaxed) {
@@ -392,6 +398,17 @@ fn rerun_steps(
     hooks: &mut RowHooks<'_>,
     ctx: &mut Ctx<'_>,
 ) -> Result<(), Error> {
+    if !undone.account.is_empty() {
+        // A MAS user left without its password or admin flag: set them first.
+        if let Some(mas) = ctx.mas()? {
+            let user_id = rec.user_id.clone().unwrap_or_default();
+            let user = mas.user(&user_id)?.ok_or_else(|| {
+                Error::Input(format!("cannot finish {user_id}: MAS has no such user"))
+            })?;
+            let steps: Vec<&str> = undone.account.iter().map(String::as_str).collect();
+            crate::stages::submit::finish_mas(rec, ctx, &mas, &user.id, &steps, false)?;
+        }
+    }
     if undone.live_session || undone.want_session {
         let (Some(user), Some(password)) = (rec.username.clone(), rec.password.clone()) else {
             return Err(Error::Input(

@@ -93,6 +93,24 @@ impl Homeserver {
         body: Option<&Value>,
         repeat: Repeat,
     ) -> Result<(u16, Value), HsError> {
+        let auth = token.map_or(Auth::None, Auth::Bearer);
+        let body = body.map_or(Body::None, Body::Json);
+        self.call(method, path, auth, body, repeat, token)
+    }
+
+    /// A request with any kind of credentials and body, under the retry
+    /// policy: the status and the JSON body (`null` when there is none),
+    /// whatever the final status. `who` is the token whose account a rate
+    /// limit's hint names.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Auth<'_>,
+        body: Body<'_>,
+        repeat: Repeat,
+        who: Option<&Secret>,
+    ) -> Result<(u16, Value), HsError> {
         let url = self.url(path);
         let method =
             reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).map_err(|_| {
@@ -104,15 +122,24 @@ impl Homeserver {
         let what = format!("{method} {}", path.split('?').next().unwrap_or(path));
         let attempt = || {
             let mut rb = self.client.request(method.clone(), &url);
-            if let Some(t) = token {
-                rb = rb.bearer_auth(t.expose());
-            }
-            if let Some(b) = body {
-                rb = rb.json(b);
-            }
+            rb = match auth {
+                Auth::None => rb,
+                Auth::Bearer(t) => rb.bearer_auth(t.expose()),
+                Auth::Basic(user, secret) => rb.basic_auth(user, Some(secret.expose())),
+            };
+            rb = match body {
+                Body::None => rb,
+                Body::Json(b) => rb.json(b),
+                Body::Form(f) => rb
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
+                    .body(form(f)),
+            };
             self.send(&url, rb)
         };
-        match self.retried(&what, repeat, token, attempt) {
+        match self.retried(&what, repeat, who, attempt) {
             Ok(v) => Ok((200, v)),
             Err(HsError::Status {
                 status, body: b, ..
@@ -133,15 +160,77 @@ impl Homeserver {
     /// Whether the server delegates authentication to the Matrix
     /// Authentication Service (MSC3861), which turns this endpoint off.
     pub fn delegates_auth(&self) -> bool {
+        self.auth_issuer().is_some()
+    }
+
+    /// The issuer a server that delegates authentication names (its auth
+    /// metadata), if it does.
+    pub fn auth_issuer(&self) -> Option<String> {
         [
             "/_matrix/client/v1/auth_metadata",
             "/_matrix/client/unstable/org.matrix.msc2965/auth_metadata",
             "/_matrix/client/unstable/org.matrix.msc2965/auth_issuer",
         ]
         .iter()
-        .any(|path| {
-            matches!(self.request("GET", path, None, None, Repeat::IfUnsent),
-                Ok((200, body)) if body.get("issuer").is_some())
-        })
+        .find_map(
+            |path| match self.request("GET", path, None, None, Repeat::IfUnsent) {
+                Ok((200, body)) => body
+                    .get("issuer")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                _ => None,
+            },
+        )
     }
+
+    /// The server's name, as its federation key endpoint gives it.
+    pub fn server_name(&self) -> Result<String, HsError> {
+        let path = "/_matrix/key/v2/server";
+        let (status, body) = self.request("GET", path, None, None, Repeat::Safe)?;
+        match body.get("server_name").and_then(Value::as_str) {
+            Some(name) if status == 200 => Ok(name.to_string()),
+            _ => Err(HsError::Body {
+                url: format!("{}{path}", self.base_url()),
+                cause: format!("no server_name (status {status})"),
+            }),
+        }
+    }
+}
+
+/// How a request proves who sends it.
+#[derive(Clone, Copy)]
+pub enum Auth<'a> {
+    None,
+    Bearer(&'a Secret),
+    /// HTTP Basic: a client's ID and secret (OAuth 2.0 `client_secret_basic`).
+    Basic(&'a str, &'a Secret),
+}
+
+/// A request's body.
+#[derive(Clone, Copy)]
+pub enum Body<'a> {
+    None,
+    Json(&'a Value),
+    /// `application/x-www-form-urlencoded`.
+    Form(&'a [(&'a str, &'a str)]),
+}
+
+/// Form-encodes pairs.
+fn form(pairs: &[(&str, &str)]) -> String {
+    let enc = |s: &str| {
+        let mut out = String::new();
+        for b in s.bytes() {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }

@@ -2,7 +2,8 @@
 //! its transport settings, and the one way a request is sent and its answer
 //! read. The endpoints live in files of their own: [`shared_secret`] (the
 //! register endpoint), [`client`] (the client API: login, logout, whoami,
-//! any request), [`admin`] (Synapse's admin API, with an admin's token).
+//! any request), [`admin`] (Synapse's admin API, with an admin's token),
+//! [`mas`] (the Matrix Authentication Service's Admin API).
 //!
 //! Every failure comes back as a [`HsError`] that names the URL and the cause
 //! in one line; none of them carries a secret. Every call but the register
@@ -12,6 +13,7 @@
 
 pub mod admin;
 pub mod client;
+pub mod mas;
 pub mod sessions;
 pub mod shared_secret;
 

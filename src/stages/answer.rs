@@ -29,8 +29,9 @@ pub fn explain(e: HsError, hs: &Homeserver, rec: &Record) -> Error {
         Verdict::NotServed if hs.delegates_auth() => hinted(
             e,
             "this homeserver delegates authentication to the Matrix Authentication Service \
-             (MSC3861), which turns shared-secret registration off; register users with \
-             `mas-cli manage register-user` instead"
+             (MSC3861), which turns shared-secret registration off; register through MAS's \
+             Admin API with --mas-client-id ID and --mas-client-secret-file FILE (or \
+             --mas-config FILE), or with `mas-cli manage register-user`"
                 .into(),
         ),
         Verdict::NotServed => hinted(

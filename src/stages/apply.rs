@@ -39,6 +39,7 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
                 from: None,
                 live_session: false,
                 want_session: rec.want_session,
+                account: Vec::new(),
             }),
             left: String::new(),
         })?;

@@ -28,6 +28,8 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
     };
 
     let console = ctx.console;
+    // A homeserver behind MAS has no shared secret to give.
+    let for_mas = super::mas_setup::wanted(cli);
     let secret = if let Some(k) = &cli.shared_secret {
         if k.is_empty() {
             return Err(Error::Config(
@@ -59,7 +61,12 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
                 p.display()
             ));
         }
-        secret_from_config(&cfg.merged)?
+        match secret_from_config(&cfg.merged) {
+            Err(_) if for_mas => Secret::new(String::new()),
+            r => r?,
+        }
+    } else if for_mas {
+        Secret::new(String::new())
     } else {
         return Err(Error::Usage(
             "give the shared secret with -c, -k or --shared-secret-file".into(),
@@ -122,10 +129,28 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
              created, but its password will not log in"
         ));
     }
+    let config_server_name = config
+        .as_ref()
+        .and_then(|c| c.merged.get("server_name"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let mas = match &rec.server_url {
+        Some(url) => super::mas_setup::resolve(
+            cli,
+            url,
+            &transport,
+            console,
+            config_server_name.clone(),
+            ctx.deadline,
+        )?,
+        None => None,
+    };
     let admin_token = admin_token(cli, config.as_ref(), console)?;
-    let needs_token = ctx.mode != crate::options::Mode::Register || cli.rollback.is_some();
+    // Through MAS, its client's credentials do what an admin token does.
+    let needs_token =
+        mas.is_none() && (ctx.mode != crate::options::Mode::Register || cli.rollback.is_some());
     let admin_user = match (&admin_token, &rec.server_url) {
-        (Some(token), Some(url)) if ctx.mode != crate::options::Mode::DryRun => {
+        (Some(token), Some(url)) if ctx.mode != crate::options::Mode::DryRun && mas.is_none() => {
             let hs = crate::homeserver::Homeserver::new(url, &transport)
                 .map_err(|e| Error::Config(e.to_string()))?;
             let who = hs
@@ -160,12 +185,12 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         admin_token,
         admin_user,
         backend_shared: Arc::default(),
-        config_server_name: config
-            .as_ref()
-            .and_then(|c| c.merged.get("server_name"))
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        config_server_name: match &mas {
+            Some((_, name)) => name.clone(),
+            None => config_server_name,
+        },
         learned_server_name: std::sync::OnceLock::new(),
+        mas: mas.map(|(setup, _)| setup),
     }));
     Ok(())
 }

@@ -7,6 +7,7 @@ pub mod answer;
 pub mod apply;
 pub mod config;
 pub mod input;
+pub mod mas_setup;
 pub mod nonce;
 pub mod post;
 pub mod read;
@@ -14,6 +15,7 @@ pub mod sign;
 pub mod submit;
 pub mod validate;
 
+use crate::backend::mas::MasBackend;
 use crate::backend::synapse::Synapse;
 use crate::backend::{Backend, Mode};
 use crate::console::Console;
@@ -66,6 +68,9 @@ pub struct Resolved {
     pub config_server_name: Option<String>,
     /// The server name a registration's answer showed (`@x:server`).
     pub learned_server_name: std::sync::OnceLock<String>,
+    /// The server delegates authentication to MAS, and the run has MAS's
+    /// credentials: registrations go through its Admin API.
+    pub mas: Option<Arc<crate::backend::mas::Setup>>,
 }
 
 impl Resolved {
@@ -133,6 +138,21 @@ impl<'a> Ctx<'a> {
             .ok_or_else(|| Error::Config("the config stage has not run".into()))
     }
 
+    /// The stages of a record, for the kind of server the config stage found.
+    pub fn stages(&self) -> &'static [Stage] {
+        let mas = self.resolved.as_ref().is_some_and(|r| r.mas.is_some());
+        crate::backend::stages_for(mas, self.mode)
+    }
+
+    /// The MAS backend, when the run registers through MAS.
+    pub fn mas(&mut self) -> Result<Option<MasBackend>, Error> {
+        let Some(setup) = self.resolved()?.mas.clone() else {
+            return Ok(None);
+        };
+        let hs = self.server_at(&setup.url)?;
+        Ok(Some(MasBackend::new(setup, hs, self.opts.erase)))
+    }
+
     /// The HTTP client for the record's server (one per URL, reused; a clone
     /// shares the connection pool).
     pub fn server(&mut self, rec: &Record) -> Result<Homeserver, Error> {
@@ -140,6 +160,12 @@ impl<'a> Ctx<'a> {
             .server_url
             .clone()
             .ok_or_else(|| Error::Config("no server URL was resolved".into()))?;
+        self.server_at(&url)
+    }
+
+    /// The HTTP client for `url`.
+    pub fn server_at(&mut self, url: &str) -> Result<Homeserver, Error> {
+        let url = url.to_string();
         if !self.servers.contains_key(&url) {
             let hs = Homeserver::new(&url, &self.resolved()?.transport).map_err(Error::Server)?;
             self.servers.insert(url.clone(), hs);
@@ -156,6 +182,9 @@ impl<'a> Ctx<'a> {
     /// The record's server as a backend, with the admin token; an error
     /// naming what is missing when there is none.
     pub fn backend(&mut self, rec: &Record) -> Result<Box<dyn Backend>, Error> {
+        if let Some(mas) = self.mas()? {
+            return Ok(Box::new(mas));
+        }
         let resolved = self.resolved()?;
         let Some(token) = resolved.admin_token.clone() else {
             return Err(Error::Usage(

@@ -58,6 +58,7 @@ pub fn end_session(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
                     from: None,
                     live_session: true,
                     want_session: rec.want_session,
+                    account: Vec::new(),
                 }),
                 left: String::new(),
             })

@@ -10,15 +10,20 @@
 //! lost answer is retried like any request, and never taken for a "no".
 
 use super::answer::explain;
+use crate::backend::mas::{self, MasBackend};
 use crate::error::Error;
 use crate::error::{HsError, Verdict, verdict};
 use crate::homeserver::RegisterRequest;
-use crate::record::{Outcome, Record};
+use crate::homeserver::mas::Created;
+use crate::record::{HookPoint, Outcome, Record, Stage, Undone};
 use crate::stages::Ctx;
 
 pub const USER_IN_USE: &str = "M_USER_IN_USE";
 
 pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
+    if let Some(mas) = ctx.mas()? {
+        return submit_mas(rec, ctx, &mas);
+    }
     let hs = ctx.server(rec)?;
     let console = ctx.console;
     let answer = {
@@ -104,7 +109,11 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
 /// session when they asked for one; the post stage then ends every session
 /// of the account, so one whose login answer was lost goes too.
 pub fn settle_by_login(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<bool, Error> {
-    let hs = ctx.server(rec)?;
+    // Behind MAS, passwords log in at MAS.
+    let hs = match ctx.resolved()?.mas.clone() {
+        Some(setup) => ctx.server_at(&setup.url)?,
+        None => ctx.server(rec)?,
+    };
     let (Some(user), Some(password)) = (rec.username.as_deref(), rec.password.as_ref()) else {
         return Ok(false);
     };
@@ -154,4 +163,129 @@ pub fn request(rec: &Record) -> Result<RegisterRequest<'_>, Error> {
         displayname: rec.displayname.as_deref(),
         inhibit_login: !rec.want_session,
     })
+}
+
+/// The same through MAS's Admin API: create the user, then set its
+/// password and (with `--admin`) its admin flag. The original's lines are
+/// said as for Synapse. A lost answer to the create is settled by a lookup
+/// by username; a later step that fails leaves the row `incomplete`, with
+/// the steps left for a rerun (`undone.account`).
+fn submit_mas(rec: &mut Record, ctx: &mut Ctx<'_>, mas: &MasBackend) -> Result<(), Error> {
+    let console = ctx.console;
+    let username = rec.username.as_deref().unwrap_or("").trim().to_lowercase();
+    if rec.password.is_none() {
+        return Err(Error::Input("cannot submit: no password".into()));
+    }
+    if !rec.announced {
+        console.status("Sending registration request...");
+    }
+    rec.announced = true;
+    let user_id = ctx.user_id(rec)?;
+    let api = mas.mas();
+    console.debug(&format!("POST {}/api/admin/v1/users", api.hs.base_url()));
+    let user = match api.create_user(&username) {
+        Ok(Created::User(u)) => u,
+        // An earlier attempt's create may have reached MAS: the user of that
+        // name is this row's, and is finished.
+        Ok(Created::Exists) if rec.maybe_sent => api
+            .user_by_username(&username)?
+            .ok_or_else(|| Error::Input(format!("{user_id} exists, but MAS cannot find it")))?,
+        Ok(Created::Exists) => {
+            rec.user_id = Some(user_id);
+            if ctx.opts.exists_ok {
+                rec.outcome = Some(Outcome::Exists);
+                console.status("User already exists. Skipping.");
+                return Ok(());
+            }
+            return Err(Error::Server(in_use(api.hs.base_url())));
+        }
+        Err(e) if verdict(&e) == Verdict::Transient => {
+            // The answer was lost: a lookup says whether the user was made.
+            rec.maybe_sent = true;
+            match api.user_by_username(&username)? {
+                Some(u) => u,
+                None => match api.create_user(&username)? {
+                    Created::User(u) => u,
+                    Created::Exists => api.user_by_username(&username)?.ok_or_else(|| {
+                        Error::Input(format!("{user_id} exists, but MAS cannot find it"))
+                    })?,
+                },
+            }
+        }
+        Err(e) => return Err(e.into()),
+    };
+    console.verbose(&format!("created {user_id} in MAS ({})", user.id));
+    rec.user_id = Some(user_id.clone());
+    rec.created_here = true;
+    finish_mas(
+        rec,
+        ctx,
+        mas,
+        &user.id,
+        &[mas::SET_PASSWORD, mas::SET_ADMIN],
+        false,
+    )?;
+    rec.outcome = Some(Outcome::Registered);
+    console.status("Success!");
+    Ok(())
+}
+
+/// Sets the `steps` registration left on the MAS user `id` (all of them
+/// when it was just created, those a results file records on a rerun);
+/// what fails leaves the account `incomplete` with the steps still to do.
+pub fn finish_mas(
+    rec: &mut Record,
+    ctx: &mut Ctx<'_>,
+    mas: &MasBackend,
+    id: &str,
+    steps: &[&str],
+    existed: bool,
+) -> Result<(), Error> {
+    let password = rec
+        .password
+        .clone()
+        .ok_or_else(|| Error::Input("cannot set the password: none is known".into()))?;
+    let admin = rec.admin.unwrap_or(false);
+    mas.finish(id, steps, &password, admin, ctx.opts.ignore_password_policy)
+        .map_err(|failed| {
+            let (i, e) = *failed;
+            Error::AfterCreate {
+                user_id: rec.user_id.clone().unwrap_or_default(),
+                existed,
+                step: match steps[i] {
+                    mas::SET_PASSWORD => "setting its password in MAS".into(),
+                    _ => "making it an admin in MAS".into(),
+                },
+                cause: e.to_string(),
+                undone: Box::new(Undone {
+                    from: Some(HookPoint::After(Stage::Submit).to_string()),
+                    live_session: false,
+                    want_session: rec.want_session,
+                    account: steps[i..].iter().map(|s| s.to_string()).collect(),
+                }),
+                left: steps[i..]
+                    .iter()
+                    .map(|s| match *s {
+                        mas::SET_PASSWORD => "its password",
+                        _ => "its admin flag",
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+        })
+}
+
+/// What the original says of a name in use (`User ID already taken.`), for
+/// a user MAS has already.
+fn in_use(mas_url: &str) -> HsError {
+    HsError::Status {
+        url: format!("{mas_url}/api/admin/v1/users"),
+        status: 400,
+        reason: "Bad Request",
+        errcode: Some(USER_IN_USE.into()),
+        error: Some("User ID already taken.".into()),
+        json: true,
+        retry_after_ms: None,
+        body: None,
+    }
 }

@@ -64,6 +64,53 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
             "{username}: the display name contains a NUL character"
         )));
     }
+    if let Some(setup) = ctx.resolved()?.mas.clone() {
+        check_for_mas(rec, username, &setup, ctx.opts.ignore_password_policy)?;
+    }
+    Ok(())
+}
+
+/// MAS's own rules, judged here so that nothing is sent that MAS would
+/// refuse half-way (it creates a user and sets its password in two
+/// requests): its username grammar, its password complexity (zxcvbn's
+/// score, as MAS computes it), and only the fields this tool manages there.
+fn check_for_mas(
+    rec: &Record,
+    username: &str,
+    setup: &crate::backend::mas::Setup,
+    ignore_policy: bool,
+) -> Result<(), Error> {
+    let name = username.trim().to_lowercase();
+    if !crate::homeserver::mas::username_valid(&name) {
+        return Err(Error::Input(format!(
+            "{username}: MAS does not accept this username: it takes 1 to 255 characters of \
+             a-z, 0-9 and = _ - . / +, not starting with _"
+        )));
+    }
+    for (field, given) in [
+        ("a user type (-t)", rec.user_type.is_some()),
+        ("a display name", rec.displayname.is_some()),
+        ("emails", rec.emails.is_some()),
+        ("an avatar", rec.avatar.is_some()),
+        ("rooms", rec.rooms.is_some()),
+    ] {
+        if given {
+            return Err(Error::Input(format!(
+                "{username}: {}",
+                crate::backend::mas::unsupported(field)
+            )));
+        }
+    }
+    if let (Some(p), false) = (&rec.password, ignore_policy) {
+        let score = u8::from(zxcvbn::zxcvbn(p.expose(), &[]).score());
+        if score < setup.minimum_complexity {
+            return Err(Error::Input(format!(
+                "the password is too weak for MAS: zxcvbn scores it {score} of 4, and MAS asks \
+                 for {} (passwords.minimum_complexity); --ignore-password-policy sets it anyway",
+                setup.minimum_complexity
+            )));
+        }
+    }
     Ok(())
 }
 

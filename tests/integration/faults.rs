@@ -55,6 +55,13 @@ pub struct Proxy {
     requests: Arc<AtomicUsize>,
 }
 
+impl Proxy {
+    /// How many faults it injected, of every kind.
+    pub fn injected(&self) -> usize {
+        self.injected.lock().unwrap().values().sum()
+    }
+}
+
 /// Starts the proxy in front of the rig's server; `per_mille` of the
 /// requests to the register endpoint get a fault, chosen by a seeded
 /// generator so a failure can be replayed.
@@ -78,7 +85,18 @@ pub fn proxy_to(
     pick: fn(&str) -> bool,
     only: Option<Fault>,
 ) -> Proxy {
-    let upstream = s.url.trim_start_matches("http://").to_string();
+    proxy_to_url(&s.url, per_mille, seed, pick, only)
+}
+
+/// The same in front of any loopback server (the MAS stub's two).
+pub fn proxy_to_url(
+    url: &str,
+    per_mille: u64,
+    seed: u64,
+    pick: fn(&str) -> bool,
+    only: Option<Fault>,
+) -> Proxy {
+    let upstream = url.trim_start_matches("http://").to_string();
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
     let injected = Arc::new(Mutex::new(HashMap::new()));

@@ -14,6 +14,8 @@ mod hooks;
 mod hostile;
 mod hygiene;
 mod limits;
+mod mas;
+mod mas_stub;
 mod package;
 mod prompts;
 mod rig;
@@ -247,6 +249,14 @@ impl Run {
     }
 
     #[track_caller]
+    pub fn stdout_has(&self, want: &str) -> &Self {
+        assert!(
+            self.stdout.contains(want),
+            "stdout lacks {want:?}\n{self:#?}"
+        );
+        self
+    }
+
     pub fn stderr_has(&self, want: &str) -> &Self {
         assert!(
             self.stderr.contains(want),

@@ -1,0 +1,415 @@
+//! Homeservers that delegate authentication to MAS: single registrations,
+//! refusals, batches (through faults and after SIGKILL), desired state and
+//! rollback, all through MAS's Admin API. Against the loopback stub of
+//! `mas_stub` (as recorded against MAS 1.22), since CI cannot run MAS.
+
+use crate::mas_stub::{CLIENT_ID, Stub};
+use crate::{Run, Test, kill_midway};
+use std::path::Path;
+
+/// A strong password (zxcvbn 4).
+const STRONG: &str = "Correct-Horse-Battery-Staple-42";
+
+fn creds(stub: &Stub, dir: &Path) -> Vec<String> {
+    vec![
+        "--mas-client-id".into(),
+        CLIENT_ID.into(),
+        "--mas-client-secret-file".into(),
+        stub.secret_file(dir),
+    ]
+}
+
+fn register(stub: &Stub, extra: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    Test::new()
+        .args(creds(stub, dir.path()))
+        .args(extra.iter().copied())
+        .arg(stub.synapse_url.clone())
+        .hang_after(120)
+        .run()
+}
+
+#[test]
+fn a_single_registration_creates_the_user_in_mas() {
+    let stub = Stub::start();
+    register(&stub, &["-u", "alice", "--no-admin", "-p", STRONG])
+        .code(0)
+        .stdout("Sending registration request...\nSuccess!\n");
+    let u = stub.user("alice").expect("alice in MAS");
+    assert!(!u.admin);
+    // Her password logs in at MAS, and Synapse accepts the token.
+    let token = stub.login("alice", STRONG).expect("login");
+    assert_eq!(stub.whoami(&token).as_deref(), Some("@alice:test.local"));
+    // Nothing went to the shared-secret endpoint.
+    assert!(
+        stub.seen()
+            .iter()
+            .all(|s| !s.path.starts_with("/_synapse/admin/v1/register"))
+    );
+
+    register(&stub, &["-u", "Bob", "--admin", "-p", STRONG]).code(0);
+    assert!(stub.user("bob").expect("bob, lowercased").admin);
+}
+
+#[test]
+fn refusals_are_one_line_and_leave_nothing() {
+    let stub = Stub::start();
+    // A weak password: refused before anything is sent.
+    let run = register(&stub, &["-u", "weak", "--no-admin", "-p", "qwerty123"]);
+    run.code(1).one_clear_line().stderr_has("too weak for MAS");
+    assert!(stub.user("weak").is_none());
+    assert!(!stub.seen().iter().any(|s| s.path == "/api/admin/v1/users"));
+    // ... unless asked: MAS is told to skip its check.
+    register(
+        &stub,
+        &[
+            "-u",
+            "weak",
+            "--no-admin",
+            "-p",
+            "qwerty123",
+            "--ignore-password-policy",
+        ],
+    )
+    .code(0);
+    assert_eq!(
+        stub.user("weak").unwrap().password.as_deref(),
+        Some("qwerty123")
+    );
+    // A name MAS does not accept.
+    register(&stub, &["-u", "_svc", "--no-admin", "-p", STRONG])
+        .code(1)
+        .one_clear_line()
+        .stderr_has("MAS does not accept this username");
+    // A taken name: the original's line; with --exists-ok, skipped.
+    stub.add_user("taken", "Some-Other-Password-99");
+    register(&stub, &["-u", "taken", "--no-admin", "-p", STRONG])
+        .code(1)
+        .stdout("Sending registration request...\nERROR! Received 400 Bad Request\nUser ID already taken.\n");
+    register(
+        &stub,
+        &["-u", "taken", "--no-admin", "-p", STRONG, "--exists-ok"],
+    )
+    .code(0)
+    .stdout("Sending registration request...\nUser already exists. Skipping.\n");
+    assert_eq!(
+        stub.user("taken").unwrap().password.as_deref(),
+        Some("Some-Other-Password-99")
+    );
+    // A wrong client secret: one line, exit 1, nothing created.
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "not-the-secret").unwrap();
+    std::fs::set_permissions(&wrong, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let run = Test::new()
+        .args([
+            "-u",
+            "nosecret",
+            "--no-admin",
+            "-p",
+            STRONG,
+            "--mas-client-id",
+            CLIENT_ID,
+        ])
+        .arg("--mas-client-secret-file")
+        .arg(wrong.display().to_string())
+        .arg(stub.synapse_url.clone())
+        .run();
+    run.code(1).one_clear_line().stderr_has("invalid_client");
+    assert!(!run.stderr.contains("not-the-secret"));
+    assert!(stub.user("nosecret").is_none());
+}
+
+/// Without MAS's credentials, the tool says what the server is and names
+/// the flags.
+#[test]
+fn without_credentials_the_explanation_names_the_flags() {
+    let stub = Stub::start();
+    Test::new()
+        .args(["-u", "x", "--no-admin", "-p", STRONG, "-k", "s"])
+        .arg(stub.synapse_url.clone())
+        .run()
+        .code(1)
+        .stdout("ERROR! Received 404 Not Found\nUnrecognized request\n")
+        .one_clear_line()
+        .stderr_has("--mas-client-id ID and --mas-client-secret-file FILE");
+}
+
+/// A dry run sends nothing, not even for a token.
+#[test]
+fn a_dry_run_sends_nothing() {
+    let stub = Stub::start();
+    let dir = tempfile::tempdir().unwrap();
+    Test::new()
+        .args(creds(&stub, dir.path()))
+        .args([
+            "-u",
+            "dry",
+            "--no-admin",
+            "-p",
+            STRONG,
+            "--dry-run",
+            "--mas-url",
+        ])
+        .arg(stub.mas_url.clone())
+        .arg(stub.synapse_url.clone())
+        .run()
+        .code(0)
+        .stdout_has("Would create dry in MAS");
+    assert!(stub.seen().is_empty(), "{:?}", stub.seen());
+}
+
+/// The client secret and the tokens stay out of the output at any
+/// verbosity, and the secret goes to MAS only, in the Authorization header.
+#[test]
+fn secrets_stay_out_of_output_and_go_to_mas_only() {
+    let stub = Stub::start();
+    let run = register(&stub, &["-u", "quiet", "--admin", "-p", STRONG, "-vvv"]);
+    run.code(0);
+    for s in [stub.secret.as_str(), STRONG, "mat_"] {
+        assert!(
+            !run.stdout.contains(s) && !run.stderr.contains(s),
+            "{s} shown\n{run:#?}"
+        );
+    }
+    for seen in stub.seen() {
+        if seen.server == "synapse" {
+            assert!(!seen.head.contains("Authorization"), "{seen:?}");
+        }
+        // The client's credentials go with the token request only.
+        let basic = seen.head.contains("Authorization: Basic")
+            || seen.head.contains("authorization: Basic");
+        assert_eq!(
+            basic,
+            (seen.method.as_str(), seen.path.as_str()) == ("POST", "/oauth2/token"),
+            "{seen:?}"
+        );
+        assert!(!seen.body.contains(&stub.secret), "{seen:?}");
+    }
+}
+
+fn rows(dir: &Path, n: usize, prefix: &str) -> (std::path::PathBuf, Vec<String>) {
+    let users: Vec<String> = (0..n).map(|i| format!("{prefix}{i}")).collect();
+    let p = dir.join("users.csv");
+    let mut text = String::from("username,admin\n");
+    for (i, u) in users.iter().enumerate() {
+        text.push_str(&format!("{u},{}\n", i % 10 == 0));
+    }
+    std::fs::write(&p, text).unwrap();
+    (p, users)
+}
+
+fn batch_args(
+    stub: &Stub,
+    dir: &Path,
+    file: &Path,
+    out: &Path,
+    syn: &str,
+    mas: &str,
+) -> Vec<String> {
+    let mut a = creds(stub, dir);
+    a.extend([
+        "--mas-url".to_string(),
+        mas.to_string(),
+        "--batch".into(),
+        file.display().to_string(),
+        "-o".into(),
+        out.display().to_string(),
+        "-j".into(),
+        "4".into(),
+        "--hook".into(),
+        crate::rig::root()
+            .join("hooks/generate-password.lua")
+            .display()
+            .to_string(),
+        "--timeout".into(),
+        "1".into(),
+        "--retries".into(),
+        "8".into(),
+        syn.to_string(),
+    ]);
+    a
+}
+
+/// Every row created once, with the admin flag it asks for, and the
+/// password its results line records logs in.
+fn check_batch(stub: &Stub, out: &Path, users: &[String]) {
+    let text = std::fs::read_to_string(out).unwrap();
+    let mut last: std::collections::HashMap<String, serde_json::Value> = Default::default();
+    for l in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        last.insert(v["username"].as_str().unwrap().to_string(), v);
+    }
+    for (i, u) in users.iter().enumerate() {
+        let r = &last[u];
+        assert_eq!(r["status"], "registered", "{r}");
+        let made = stub.user(u).unwrap_or_else(|| panic!("{u} not in MAS"));
+        assert_eq!(made.created, 1);
+        assert_eq!(made.admin, i % 10 == 0, "{u}");
+        let pw = r["password"].as_str().unwrap();
+        assert!(
+            stub.login(u, pw).is_some(),
+            "{u}'s recorded password does not log in"
+        );
+    }
+}
+
+#[test]
+fn a_batch_through_mas_creates_everyone_once() {
+    let stub = Stub::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (file, users) = rows(dir.path(), 50, "mb");
+    let out = dir.path().join("out.jsonl");
+    Test::new()
+        .args(batch_args(
+            &stub,
+            dir.path(),
+            &file,
+            &out,
+            &stub.synapse_url,
+            &stub.mas_url,
+        ))
+        .arg("-q")
+        .hang_after(300)
+        .run()
+        .code(0);
+    check_batch(&stub, &out, &users);
+}
+
+/// The same through 15 % faults on every request to MAS and to Synapse,
+/// then killed midway and run again.
+#[test]
+fn a_batch_through_faults_and_a_kill_ends_with_everyone_once() {
+    let stub = Stub::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (file, users) = rows(dir.path(), 50, "mf");
+    let out = dir.path().join("out.jsonl");
+    let mas = crate::faults::proxy_to_url(&stub.mas_url, 150, 7, |_| true, None);
+    let syn = crate::faults::proxy_to_url(&stub.synapse_url, 150, 8, |_| true, None);
+    let mut args = batch_args(&stub, dir.path(), &file, &out, &syn.url, &mas.url);
+    // Slow enough to be killed midway: 0.1 s a row.
+    let slow = dir.path().join("slow.lua");
+    std::fs::write(
+        &slow,
+        "return { before_submit = function() local t = os.clock() while os.clock() - t < 0.1 do end end }",
+    )
+    .unwrap();
+    args.extend(["--hook".to_string(), slow.display().to_string()]);
+    let child =
+        std::process::Command::new(assert_cmd::cargo::cargo_bin!("register_new_matrix_user"))
+            .args(&args)
+            .arg("-q")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+    kill_midway(child, &out, 10);
+    // Run until done (a fault may fail a row; a rerun settles it).
+    for _ in 0..4 {
+        let run = Test::new()
+            .args(args.clone())
+            .arg("-q")
+            .hang_after(300)
+            .run();
+        if run.code == 0 {
+            break;
+        }
+    }
+    check_batch(&stub, &out, &users);
+    assert!(mas.injected() > 0, "no fault was injected");
+}
+
+/// An admin token that ends mid-batch is renewed before it does.
+#[test]
+fn the_admin_token_is_renewed_before_it_ends() {
+    // Tokens of 62 s are renewed when less than a minute is left: after 2 s.
+    let stub = Stub::with_token_lifetime(62);
+    let dir = tempfile::tempdir().unwrap();
+    let (file, users) = rows(dir.path(), 12, "mt");
+    let out = dir.path().join("out.jsonl");
+    let mut args = batch_args(
+        &stub,
+        dir.path(),
+        &file,
+        &out,
+        &stub.synapse_url,
+        &stub.mas_url,
+    );
+    args.extend(["-j".to_string(), "1".to_string()]);
+    // Slow enough to outlive two tokens: a hook that waits 0.5 s a row.
+    let slow = dir.path().join("slow.lua");
+    std::fs::write(
+        &slow,
+        "return { before_submit = function() local t = os.clock() while os.clock() - t < 0.5 do end end }",
+    )
+    .unwrap();
+    args.extend(["--hook".to_string(), slow.display().to_string()]);
+    Test::new()
+        .args(args)
+        .arg("-q")
+        .hang_after(300)
+        .run()
+        .code(0);
+    check_batch(&stub, &out, &users);
+    assert!(stub.tokens_issued() >= 2, "{} tokens", stub.tokens_issued());
+    assert!(
+        !stub
+            .seen()
+            .iter()
+            .any(|s| s.path.starts_with("/api/") && s.head.contains("expired")),
+        "a request went out with an ended token"
+    );
+}
+
+#[test]
+fn ensure_plan_and_rollback_manage_the_admin_flag_and_deactivation() {
+    let stub = Stub::start();
+    let dir = tempfile::tempdir().unwrap();
+    stub.add_user("old", STRONG);
+    // --plan: drift on the admin flag, exit 4, nothing changed.
+    let run = register(&stub, &["-u", "old", "--admin", "--ensure", "--plan"]);
+    run.code(4).stdout_has("~ @old:test.local");
+    assert!(!stub.user("old").unwrap().admin);
+    // --ensure: made so.
+    register(&stub, &["-u", "old", "--admin", "--ensure"])
+        .code(0)
+        .stdout_has("Updated @old:test.local: admin no -> yes");
+    assert!(stub.user("old").unwrap().admin);
+    register(&stub, &["-u", "old", "--admin", "--ensure"])
+        .code(0)
+        .stdout_has("Nothing to change for @old:test.local");
+
+    // A batch creates three; --rollback deactivates exactly those, unerased.
+    let file = dir.path().join("r.csv");
+    std::fs::write(
+        &file,
+        format!("username,password\nrb1,{STRONG}\nrb2,{STRONG}\nold,{STRONG}\nrb3,{STRONG}\n"),
+    )
+    .unwrap();
+    let out = dir.path().join("r.jsonl");
+    let mut a = creds(&stub, dir.path());
+    a.extend([
+        "--batch".into(),
+        file.display().to_string(),
+        "-o".into(),
+        out.display().to_string(),
+        "--exists-ok".into(),
+        "-q".into(),
+        stub.synapse_url.clone(),
+    ]);
+    Test::new().args(a).run().code(0);
+    let mut a = creds(&stub, dir.path());
+    a.extend([
+        "--rollback".into(),
+        out.display().to_string(),
+        "--yes".into(),
+        "-q".into(),
+        stub.synapse_url.clone(),
+    ]);
+    Test::new().args(a).run().code(0);
+    for u in ["rb1", "rb2", "rb3"] {
+        let made = stub.user(u).unwrap();
+        assert!(made.deactivated && !made.erased, "{u}: {made:?}");
+    }
+    assert!(!stub.user("old").unwrap().deactivated);
+}

@@ -1,0 +1,566 @@
+//! A loopback stand-in for a Synapse that delegates authentication to MAS,
+//! and for MAS itself, for the tests of the MAS backend: CI cannot run MAS
+//! (it needs an OPA-compiled policy, PostgreSQL and a long build).
+//!
+//! It answers as the exchanges recorded against MAS 1.22 and Synapse 1.163.2
+//! (`../shared/mas/exchanges.md`, `exchanges.jsonl`) do, status, body and
+//! error titles alike: discovery, the client-credentials token (HTTP Basic
+//! only), the Admin API's users, passwords (zxcvbn, as MAS judges them),
+//! admin flag, lock and deactivation, personal sessions, login at MAS's
+//! compatibility endpoint, and Synapse's 404 on the shared-secret endpoint.
+//! Two things the recording does not show are Synapse's own: its
+//! federation key endpoint (the server's name) and `whoami`.
+
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const SERVER_NAME: &str = "test.local";
+pub const CLIENT_ID: &str = "000000000000000000000ADM00";
+
+#[derive(Debug, Clone, Default)]
+pub struct StubUser {
+    pub id: String,
+    pub username: String,
+    pub admin: bool,
+    pub password: Option<String>,
+    pub locked: bool,
+    pub deactivated: bool,
+    /// Deactivated with erasure asked of the homeserver (`skip_erase` false).
+    pub erased: bool,
+    /// How often a create request for this name succeeded (must stay 1).
+    pub created: usize,
+}
+
+/// One request as the stub saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// "synapse" or "mas".
+    pub server: &'static str,
+    pub method: String,
+    pub path: String,
+    pub head: String,
+    pub body: String,
+}
+
+#[derive(Default)]
+struct State {
+    users: HashMap<String, StubUser>,
+    next_id: u64,
+    /// Admin tokens and when they end.
+    tokens: HashMap<String, Instant>,
+    tokens_issued: usize,
+    /// Compat and personal-session tokens, to the username.
+    sessions: HashMap<String, String>,
+    seen: Vec<Seen>,
+}
+
+pub struct Stub {
+    pub synapse_url: String,
+    pub mas_url: String,
+    pub secret: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl Stub {
+    pub fn start() -> Stub {
+        Stub::with_token_lifetime(300)
+    }
+
+    /// A stub whose admin tokens last `secs` (MAS gives 300).
+    pub fn with_token_lifetime(secs: u64) -> Stub {
+        let state = Arc::new(Mutex::new(State::default()));
+        let secret = format!("mas-client-secret-{}", std::process::id());
+        let mas = TcpListener::bind("127.0.0.1:0").unwrap();
+        let syn = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mas_url = format!("http://{}", mas.local_addr().unwrap());
+        let synapse_url = format!("http://{}", syn.local_addr().unwrap());
+        let ctx = Arc::new(Ctx {
+            state: state.clone(),
+            secret: secret.clone(),
+            mas_url: mas_url.clone(),
+            lifetime: Duration::from_secs(secs),
+        });
+        for (l, server) in [(mas, "mas"), (syn, "synapse")] {
+            let ctx = ctx.clone();
+            std::thread::spawn(move || {
+                for s in l.incoming().flatten() {
+                    let ctx = ctx.clone();
+                    std::thread::spawn(move || serve(s, server, &ctx));
+                }
+            });
+        }
+        Stub {
+            synapse_url,
+            mas_url,
+            secret,
+            state,
+        }
+    }
+
+    pub fn user(&self, name: &str) -> Option<StubUser> {
+        self.state.lock().unwrap().users.get(name).cloned()
+    }
+
+    /// Adds a user as if made earlier (with a password, not an admin).
+    pub fn add_user(&self, name: &str, password: &str) {
+        let mut st = self.state.lock().unwrap();
+        let id = new_id(&mut st);
+        st.users.insert(
+            name.to_string(),
+            StubUser {
+                id,
+                username: name.to_string(),
+                password: Some(password.to_string()),
+                created: 1,
+                ..StubUser::default()
+            },
+        );
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.lock().unwrap().seen.clone()
+    }
+
+    pub fn tokens_issued(&self) -> usize {
+        self.state.lock().unwrap().tokens_issued
+    }
+
+    /// A login at MAS with `password`: the token, which Synapse's `whoami`
+    /// (here) accepts.
+    pub fn login(&self, user: &str, password: &str) -> Option<String> {
+        let body = json!({"type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": user}, "password": password});
+        let (status, answer) = request(
+            &self.mas_url,
+            "POST",
+            "/_matrix/client/v3/login",
+            None,
+            &body,
+        );
+        (status == 200).then(|| answer["access_token"].as_str().unwrap().to_string())
+    }
+
+    /// Synapse's `whoami` for a token.
+    pub fn whoami(&self, token: &str) -> Option<String> {
+        let (status, answer) = request(
+            &self.synapse_url,
+            "GET",
+            "/_matrix/client/v3/account/whoami",
+            Some(token),
+            &Value::Null,
+        );
+        (status == 200).then(|| answer["user_id"].as_str().unwrap().to_string())
+    }
+
+    /// A file holding the client secret, for `--mas-client-secret-file`.
+    pub fn secret_file(&self, dir: &std::path::Path) -> String {
+        let p = dir.join("mas-client-secret");
+        std::fs::write(&p, format!("{}\n", self.secret)).unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        p.display().to_string()
+    }
+}
+
+struct Ctx {
+    state: Arc<Mutex<State>>,
+    secret: String,
+    mas_url: String,
+    lifetime: Duration,
+}
+
+fn new_id(st: &mut State) -> String {
+    st.next_id += 1;
+    // A ULID's shape: 26 characters of Crockford's base32.
+    format!("01M8RDY5GW{:016}", st.next_id)
+}
+
+/// A request from the test itself (not through the tool).
+fn request(
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> (u16, Value) {
+    let client = reqwest::blocking::Client::new();
+    let mut rb = client.request(method.parse().unwrap(), format!("{base}{path}"));
+    if let Some(t) = token {
+        rb = rb.bearer_auth(t);
+    }
+    if !body.is_null() {
+        rb = rb.json(body);
+    }
+    let r = rb.send().unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(Value::Null))
+}
+
+fn read_message(s: &mut TcpStream) -> std::io::Result<(String, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let len = header(&head, "content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = buf[head_end..].to_vec();
+    while body.len() < len {
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Ok((head, body))
+}
+
+fn header(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_string())
+    })
+}
+
+fn serve(mut s: TcpStream, server: &'static str, ctx: &Ctx) {
+    // Keep-alive, as the real servers do.
+    while let Ok((head, body)) = read_message(&mut s) {
+        let line = head.lines().next().unwrap_or("").to_string();
+        let mut parts = line.split(' ');
+        let method = parts.next().unwrap_or("").to_string();
+        let path = parts.next().unwrap_or("").to_string();
+        let body = String::from_utf8_lossy(&body).into_owned();
+        ctx.state.lock().unwrap().seen.push(Seen {
+            server,
+            method: method.clone(),
+            path: path.clone(),
+            head: head.clone(),
+            body: body.clone(),
+        });
+        let (status, answer) = if server == "mas" {
+            mas(ctx, &method, &path, &head, &body)
+        } else {
+            synapse(ctx, &method, &path, &head)
+        };
+        let text = match &answer {
+            Value::Null => String::new(),
+            v => v.to_string(),
+        };
+        let reason = match status {
+            200 => "OK",
+            201 => "Created",
+            204 => "No Content",
+            400 => "Bad Request",
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "Not Found",
+            409 => "Conflict",
+            422 => "Unprocessable Entity",
+            _ => "Error",
+        };
+        let ctype = if text.is_empty() {
+            ""
+        } else {
+            "Content-Type: application/json\r\n"
+        };
+        if write!(
+            s,
+            "HTTP/1.1 {status} {reason}\r\n{ctype}Content-Length: {}\r\n\r\n{text}",
+            text.len()
+        )
+        .is_err()
+        {
+            return;
+        }
+        if header(&head, "connection").is_some_and(|c| c.eq_ignore_ascii_case("close")) {
+            return;
+        }
+    }
+}
+
+fn unrecognized() -> (u16, Value) {
+    (
+        404,
+        json!({"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"}),
+    )
+}
+
+fn bearer(head: &str) -> Option<String> {
+    header(head, "authorization")?
+        .strip_prefix("Bearer ")
+        .map(str::to_string)
+}
+
+fn synapse(ctx: &Ctx, method: &str, path: &str, head: &str) -> (u16, Value) {
+    let issuer = format!("{}/", ctx.mas_url);
+    match (method, path) {
+        ("GET", "/_matrix/client/v1/auth_metadata") => (
+            200,
+            json!({"issuer": issuer, "token_endpoint": format!("{issuer}oauth2/token"),
+                   "account_management_uri": format!("{issuer}account/")}),
+        ),
+        ("GET", "/_matrix/key/v2/server") => (200, json!({"server_name": SERVER_NAME})),
+        ("GET", "/_matrix/client/v3/account/whoami") => {
+            let st = ctx.state.lock().unwrap();
+            match bearer(head).and_then(|t| st.sessions.get(&t).cloned()) {
+                Some(user) => (
+                    200,
+                    json!({"user_id": format!("@{user}:{SERVER_NAME}"), "is_guest": false}),
+                ),
+                None => (
+                    401,
+                    json!({"errcode": "M_UNKNOWN_TOKEN", "error": "Token is not active", "soft_logout": false}),
+                ),
+            }
+        }
+        // The shared-secret endpoint, login, and the rest: not served under MAS.
+        _ => unrecognized(),
+    }
+}
+
+fn user_json(u: &StubUser) -> Value {
+    json!({"type": "user", "id": u.id, "attributes": {
+        "username": u.username, "created_at": "2026-12-01T09:10:56.284733Z",
+        "locked_at": if u.locked { json!("2026-12-01T09:11:00Z") } else { Value::Null },
+        "deactivated_at": if u.deactivated { json!("2026-12-01T09:11:00Z") } else { Value::Null },
+        "admin": u.admin, "legacy_guest": false},
+        "links": {"self": format!("/api/admin/v1/users/{}", u.id)}})
+}
+
+fn single(u: &StubUser, path: &str) -> Value {
+    json!({"data": user_json(u), "links": {"self": path}})
+}
+
+fn errors(title: &str) -> Value {
+    json!({"errors": [{"title": title}]})
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes().filter(|c| *c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+fn mas_username_valid(u: &str) -> bool {
+    !u.is_empty()
+        && u.len() <= 255
+        && !u.starts_with('_')
+        && u.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"=_-./+".contains(&b))
+}
+
+fn mas(ctx: &Ctx, method: &str, path: &str, head: &str, body: &str) -> (u16, Value) {
+    let json: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    if (method, path) == ("POST", "/oauth2/token") {
+        let basic = header(head, "authorization")
+            .and_then(|a| a.strip_prefix("Basic ").map(str::to_string))
+            .and_then(|b| base64_decode(&b))
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        if basic != Some(format!("{CLIENT_ID}:{}", ctx.secret)) {
+            return (
+                401,
+                json!({"error": "invalid_client", "error_description": "Client authentication failed."}),
+            );
+        }
+        let scope = if body.contains("scope=urn%3Amas%3Aadmin") {
+            "urn:mas:admin"
+        } else {
+            "openid"
+        };
+        let mut st = ctx.state.lock().unwrap();
+        st.tokens_issued += 1;
+        let token = format!("mat_{:040}", st.tokens_issued);
+        if scope == "urn:mas:admin" {
+            st.tokens
+                .insert(token.clone(), Instant::now() + ctx.lifetime);
+        }
+        return (
+            200,
+            json!({"access_token": token, "token_type": "Bearer",
+                            "expires_in": ctx.lifetime.as_secs(), "scope": scope}),
+        );
+    }
+    if (method, path) == ("POST", "/_matrix/client/v3/login") {
+        let user = json["identifier"]["user"]
+            .as_str()
+            .or(json["user"].as_str())
+            .unwrap_or("");
+        let user = user
+            .trim_start_matches('@')
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_lowercase();
+        let password = json["password"].as_str().unwrap_or("");
+        let mut st = ctx.state.lock().unwrap();
+        let ok = st.users.get(&user).is_some_and(|u| {
+            u.password.as_deref() == Some(password) && !u.locked && !u.deactivated
+        });
+        if !ok {
+            return (
+                403,
+                json!({"errcode": "M_FORBIDDEN", "error": "Invalid username/password"}),
+            );
+        }
+        let n = st.sessions.len() + 1;
+        let token = format!("mct_{n:040}");
+        st.sessions.insert(token.clone(), user.clone());
+        return (
+            200,
+            json!({"access_token": token, "device_id": format!("DEV{n}"),
+                            "user_id": format!("@{user}:{SERVER_NAME}")}),
+        );
+    }
+    if (method, path) == ("POST", "/_matrix/client/v3/logout") {
+        let mut st = ctx.state.lock().unwrap();
+        return match bearer(head).and_then(|t| st.sessions.remove(&t)) {
+            Some(_) => (200, json!({})),
+            None => (
+                401,
+                json!({"errcode": "M_UNKNOWN_TOKEN", "error": "Invalid access token"}),
+            ),
+        };
+    }
+    let Some(rest) = path.strip_prefix("/api/admin/v1/") else {
+        return (404, Value::Null);
+    };
+    // The Admin API: an admin token, alive.
+    let Some(token) = bearer(head) else {
+        return (400, errors("Missing authorization header"));
+    };
+    let mut st = ctx.state.lock().unwrap();
+    match st.tokens.get(&token) {
+        Some(until) if *until > Instant::now() => {}
+        Some(_) => return (401, errors("Access token has expired")),
+        None => {
+            return (
+                401,
+                json!({"errors": [{"title": "Invalid type of access token"}, {"title": "invalid token format"}]}),
+            );
+        }
+    }
+    let segs: Vec<&str> = rest.split('/').collect();
+    match (method, segs.as_slice()) {
+        ("GET", ["users", "by-username", name]) => {
+            let name = name.to_lowercase();
+            match st.users.get(&name) {
+                Some(u) => (200, single(u, path)),
+                None => (
+                    404,
+                    errors(&format!("User with username \"{name}\" not found")),
+                ),
+            }
+        }
+        ("POST", ["users"]) => {
+            let Some(name) = json["username"].as_str() else {
+                return (422, Value::Null);
+            };
+            if !mas_username_valid(name) {
+                return (400, errors("Username is not valid"));
+            }
+            if name.starts_with("bridge-") {
+                return (409, errors("Username is reserved by the homeserver"));
+            }
+            if st.users.contains_key(name) {
+                return (409, errors("User already exists"));
+            }
+            let id = new_id(&mut st);
+            let u = StubUser {
+                id: id.clone(),
+                username: name.to_string(),
+                created: 1,
+                ..StubUser::default()
+            };
+            let answer = single(&u, &format!("/api/admin/v1/users/{id}"));
+            st.users.insert(name.to_string(), u);
+            (201, answer)
+        }
+        ("POST", ["users", id, action]) => {
+            let Some(u) = st.users.values_mut().find(|u| u.id == *id) else {
+                return (404, errors(&format!("User ID {id} not found")));
+            };
+            match *action {
+                "set-password" => {
+                    let pw = json["password"].as_str().unwrap_or("");
+                    let skip = json["skip_password_check"].as_bool().unwrap_or(false);
+                    if !skip && u8::from(zxcvbn::zxcvbn(pw, &[]).score()) < 3 {
+                        return (400, errors("Password is too weak"));
+                    }
+                    u.password = Some(pw.to_string());
+                    (204, Value::Null)
+                }
+                "set-admin" => {
+                    let Some(a) = json["admin"].as_bool() else {
+                        return (422, Value::Null);
+                    };
+                    u.admin = a;
+                    (200, single(u, path))
+                }
+                "lock" => {
+                    u.locked = true;
+                    (200, single(u, path))
+                }
+                "unlock" => {
+                    u.locked = false;
+                    (200, single(u, path))
+                }
+                "deactivate" => {
+                    u.deactivated = true;
+                    u.erased = !json["skip_erase"].as_bool().unwrap_or(false);
+                    (200, single(u, path))
+                }
+                _ => (404, Value::Null),
+            }
+        }
+        ("POST", ["personal-sessions"]) => {
+            let n = st.sessions.len() + 1;
+            let token = format!("mpt_{n:040}");
+            let actor = json["actor_user_id"].as_str().unwrap_or("").to_string();
+            let user = st
+                .users
+                .values()
+                .find(|u| u.id == actor)
+                .map(|u| u.username.clone());
+            if let Some(user) = user {
+                st.sessions.insert(token.clone(), user);
+            }
+            let id = format!("01M8RDY67W{n:016}");
+            (
+                201,
+                json!({"data": {"type": "personal-session", "id": id,
+                "attributes": {"access_token": token, "actor_user_id": actor}}}),
+            )
+        }
+        _ => (404, Value::Null),
+    }
+}
