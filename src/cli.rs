@@ -225,7 +225,7 @@ pub struct Cli {
     )]
     pub mas_client_id: Option<String>,
 
-    /// [extension] The MAS client's secret, in FILE (`-` reads standard input).
+    /// [extension] The MAS client's secret, in FILE (surrounding whitespace is stripped).
     #[arg(
         long = "mas-client-secret-file",
         value_name = "FILE",

@@ -34,8 +34,13 @@ pub fn end_session(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
     let Some(token) = rec.access_token.take() else {
         return Ok(());
     };
-    let hs = ctx.server(rec)?;
-    let result = if rec.created_here {
+    // Behind MAS, sessions are MAS's: its compatibility endpoint ends them.
+    let mas_url = ctx.resolved()?.mas.as_ref().map(|m| m.url.clone());
+    let hs = match &mas_url {
+        Some(url) => ctx.server_at(url)?,
+        None => ctx.server(rec)?,
+    };
+    let result = if rec.created_here && mas_url.is_none() {
         hs.logout_all(&token)
     } else {
         hs.logout(&token)

@@ -226,6 +226,32 @@ fn submit_mas(rec: &mut Record, ctx: &mut Ctx<'_>, mas: &MasBackend) -> Result<(
         false,
     )?;
     rec.outcome = Some(Outcome::Registered);
+    if rec.want_session {
+        // The hooks' session as the new user: a login at MAS, which the post
+        // stage ends.
+        let password = rec.password.clone().unwrap_or_default();
+        match api.hs.login(&username, &password) {
+            Ok(session) => {
+                rec.access_token = session.access_token;
+                rec.device_id = session.device_id;
+            }
+            Err(e) => {
+                return Err(Error::AfterCreate {
+                    user_id,
+                    existed: false,
+                    step: "logging in at MAS for the hooks' session".into(),
+                    cause: e.to_string(),
+                    undone: Box::new(Undone {
+                        from: Some(HookPoint::After(Stage::Submit).to_string()),
+                        live_session: false,
+                        want_session: true,
+                        account: Vec::new(),
+                    }),
+                    left: String::new(),
+                });
+            }
+        }
+    }
     console.status("Success!");
     Ok(())
 }

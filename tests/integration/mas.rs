@@ -413,3 +413,218 @@ fn ensure_plan_and_rollback_manage_the_admin_flag_and_deactivation() {
     }
     assert!(!stub.user("old").unwrap().deactivated);
 }
+
+/// A password MAS never got set leaves the account `incomplete`, with what
+/// is left; a rerun sets it, and the row's password logs in.
+#[test]
+fn a_step_that_fails_after_creation_is_finished_by_a_rerun() {
+    let stub = Stub::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Every set-password answers 503: the account exists without one.
+    let broken = crate::faults::proxy_to_url(
+        &stub.mas_url,
+        1000,
+        1,
+        |line| line.contains("/set-password"),
+        Some(crate::faults::Fault::Html503),
+    );
+    let file = dir.path().join("u.csv");
+    std::fs::write(&file, "username\nhalf1\nhalf2\n").unwrap();
+    let out = dir.path().join("u.jsonl");
+    let run_with = |mas_url: &str| {
+        let mut a = creds(&stub, dir.path());
+        a.extend([
+            "--mas-url".to_string(),
+            mas_url.to_string(),
+            "--batch".into(),
+            file.display().to_string(),
+            "-o".into(),
+            out.display().to_string(),
+            "--retries".into(),
+            "1".into(),
+            "--hook".into(),
+            crate::rig::root()
+                .join("hooks/generate-password.lua")
+                .display()
+                .to_string(),
+            "-q".into(),
+            stub.synapse_url.clone(),
+        ]);
+        Test::new().args(a).hang_after(120).run()
+    };
+    run_with(&broken.url).code(1);
+    let text = std::fs::read_to_string(&out).unwrap();
+    let last: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let half1 = last
+        .iter()
+        .rev()
+        .find(|v| v["username"] == "half1")
+        .unwrap();
+    assert_eq!(half1["status"], "incomplete", "{half1}");
+    assert_eq!(
+        half1["undone"]["account"],
+        serde_json::json!(["password", "admin"]),
+        "{half1}"
+    );
+    assert!(
+        half1["password"].is_string(),
+        "the password is kept: {half1}"
+    );
+    assert!(stub.user("half1").unwrap().password.is_none());
+    // The rerun, with MAS answering, finishes both.
+    run_with(&stub.mas_url).code(0);
+    let text = std::fs::read_to_string(&out).unwrap();
+    for name in ["half1", "half2"] {
+        let r: serde_json::Value = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["username"] == name)
+            .last()
+            .unwrap();
+        let pw = r["password"].as_str().unwrap();
+        assert!(stub.login(name, pw).is_some(), "{name}: {r}");
+        assert_eq!(stub.user(name).unwrap().created, 1);
+    }
+
+    // A single registration says what is left, and exits 3.
+    let run = Test::new()
+        .args(creds(&stub, dir.path()))
+        .args([
+            "-u",
+            "half3",
+            "--no-admin",
+            "-p",
+            STRONG,
+            "--retries",
+            "1",
+            "--mas-url",
+        ])
+        .arg(broken.url.clone())
+        .arg(stub.synapse_url.clone())
+        .run();
+    run.code(3)
+        .stderr_has("setting its password in MAS failed")
+        .stderr_has("left undone: its password (in MAS)");
+}
+
+/// A hook's session as the new user comes from a login at MAS, and is
+/// ended there by the post stage.
+#[test]
+fn a_hooks_session_is_opened_and_ended_at_mas() {
+    let stub = Stub::start();
+    let dir = tempfile::tempdir().unwrap();
+    let h = dir.path().join("session.lua");
+    std::fs::write(
+        &h,
+        "return {\n\
+           before_submit = function(rec) rec.want_session = true end,\n\
+           after_submit = function(rec)\n\
+             if not rec.access_token then error('no session') end\n\
+           end,\n\
+         }",
+    )
+    .unwrap();
+    let mut a = creds(&stub, dir.path());
+    a.extend([
+        "-u".into(),
+        "sess".into(),
+        "--no-admin".into(),
+        "-p".into(),
+        STRONG.into(),
+        "--hook".into(),
+        h.display().to_string(),
+        stub.synapse_url.clone(),
+    ]);
+    Test::new().args(a).run().code(0);
+    let seen = stub.seen();
+    assert!(
+        seen.iter()
+            .any(|s| s.server == "mas" && s.path == "/_matrix/client/v3/login")
+    );
+    assert!(
+        seen.iter()
+            .any(|s| s.server == "mas" && s.path == "/_matrix/client/v3/logout")
+    );
+    assert_eq!(stub.live_sessions("sess"), 0);
+}
+
+/// The README's commands for MAS-backed servers, as written, against the
+/// stub.
+#[test]
+fn the_readme_mas_commands_do_what_they_say() {
+    let stub = Stub::start();
+    let dir = tempfile::tempdir().unwrap();
+    let readme = std::fs::read_to_string(crate::rig::root().join("README.md")).unwrap();
+    let commands: Vec<String> = readme
+        .split("```sh\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .flat_map(|b| b.lines().map(str::to_string).collect::<Vec<_>>())
+        .filter(|l| l.starts_with("register_new_matrix_user ") && l.contains("--mas-"))
+        .collect();
+    assert_eq!(commands.len(), 3, "{commands:?}");
+    std::fs::write(dir.path().join("mas-client.secret"), &stub.secret).unwrap();
+    std::fs::set_permissions(
+        dir.path().join("mas-client.secret"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let mas_config = dir.path().join("mas-config.yaml");
+    std::fs::write(
+        &mas_config,
+        format!(
+            "http:\n  public_base: \"{}/\"\nclients:\n  - client_id: {CLIENT_ID}\n    client_auth_method: client_secret_basic\n    client_secret: \"{}\"\npasswords:\n  minimum_complexity: 3\nmatrix:\n  homeserver: test.local\n",
+            stub.mas_url, stub.secret
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &mas_config,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("hooks")).unwrap();
+    std::fs::copy(
+        crate::rig::root().join("hooks/generate-password.lua"),
+        dir.path().join("hooks/generate-password.lua"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("people.csv"),
+        "username\nreadme1\nreadme2\n",
+    )
+    .unwrap();
+    let bin = assert_cmd::cargo::cargo_bin!("register_new_matrix_user");
+    for (i, cmd) in commands.iter().enumerate() {
+        let cmd = cmd
+            .replacen("register_new_matrix_user", bin.to_str().unwrap(), 1)
+            .replace("https://matrix.example.org", &stub.synapse_url)
+            .replace("/etc/mas/config.yaml", mas_config.to_str().unwrap());
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("printf %s '{STRONG}' | {cmd}"))
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        // The plan (the last) finds the batch's people there: nothing to do.
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{i}: {cmd}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(stub.login("alice", STRONG).is_some());
+    let results = std::fs::read_to_string(dir.path().join("people.results.jsonl")).unwrap();
+    for name in ["readme1", "readme2"] {
+        let r: serde_json::Value = results
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|v| v["username"] == name)
+            .unwrap();
+        assert!(stub.login(name, r["password"].as_str().unwrap()).is_some());
+    }
+}

@@ -121,6 +121,17 @@ impl Stub {
         );
     }
 
+    /// Sessions of `user` that are still live.
+    pub fn live_sessions(&self, user: &str) -> usize {
+        self.state
+            .lock()
+            .unwrap()
+            .sessions
+            .values()
+            .filter(|u| *u == user)
+            .count()
+    }
+
     pub fn seen(&self) -> Vec<Seen> {
         self.state.lock().unwrap().seen.clone()
     }
