@@ -480,9 +480,9 @@ fn a_step_that_fails_after_creation_is_finished_by_a_rerun() {
     for name in ["half1", "half2"] {
         let r: serde_json::Value = text
             .lines()
+            .rev()
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .filter(|v| v["username"] == name)
-            .last()
+            .find(|v| v["username"] == name)
             .unwrap();
         let pw = r["password"].as_str().unwrap();
         assert!(stub.login(name, pw).is_some(), "{name}: {r}");
