@@ -35,6 +35,9 @@ pub struct Record {
     pub rooms: Option<Vec<String>>,
     /// `--ensure`: `false` deactivates the account.
     pub active: Option<bool>,
+    /// `--ensure`: `true` locks the account (it cannot log in), `false`
+    /// unlocks it.
+    pub locked: Option<bool>,
 
     // Filled in by the stages.
     /// The read stage's finding: whether the account existed (`None`: not read).

@@ -10,13 +10,14 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 /// The fields `--ensure` manages, in the order they are shown.
-pub const FIELDS: [&str; 7] = [
+pub const FIELDS: [&str; 8] = [
     "admin",
     "user_type",
     "displayname",
     "emails",
     "avatar",
     "rooms",
+    "locked",
     "active",
 ];
 
@@ -38,6 +39,9 @@ pub struct Account {
     /// The rooms the account has joined, by ID.
     pub rooms: Vec<String>,
     pub active: bool,
+    /// Locked: it cannot log in, and keeps its data.
+    #[serde(default)]
+    pub locked: bool,
     /// Third-party IDs other than email (phone numbers): kept as they are
     /// when the emails change, since the server replaces the whole list.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -55,6 +59,7 @@ pub struct Desired {
     /// The rooms as given (IDs or aliases), each with the room ID it names
     /// (`None` when an alias names no room yet).
     pub rooms: Option<Vec<(String, Option<String>)>>,
+    pub locked: Option<bool>,
     pub active: Option<bool>,
 }
 
@@ -127,6 +132,12 @@ pub fn plan(want: &Desired, account: Option<&Account>, avatar_same: bool) -> Cha
             .collect();
         let all: Vec<&String> = rooms.iter().map(|(given, _)| given).collect();
         put("rooms", json!(joined), json!(all));
+    }
+    if let Some(l) = want.locked {
+        // A new account is not locked unless asked: shown only when asked.
+        if exists || l {
+            put("locked", json!(have.locked), json!(l));
+        }
     }
     if let Some(a) = want.active {
         // A missing account that is to be inactive is simply not created.

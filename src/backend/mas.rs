@@ -123,6 +123,7 @@ impl Backend for MasBackend {
             avatar: None,
             rooms: Vec::new(),
             active: !u.deactivated,
+            locked: u.locked,
             other_threepids: Vec::new(),
         }))
     }
@@ -158,6 +159,9 @@ impl Backend for MasBackend {
                         "not done by this tool: reactivate it with MAS's Admin API",
                     ));
                 }
+                "locked" => mas
+                    .lock(&user.id, c.to == Value::Bool(true))
+                    .map_err(|e| Failure::new(format!("locking {user_id}"), e))?,
                 "admin" if created => {}
                 "admin" => mas
                     .set_admin(&user.id, c.to == Value::Bool(true))

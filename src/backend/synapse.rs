@@ -171,7 +171,7 @@ impl Backend for Synapse {
                 continue;
             }
             match field.as_str() {
-                "admin" | "user_type" | "displayname" => {
+                "admin" | "user_type" | "displayname" | "locked" => {
                     body.insert(field.clone(), c.to.clone());
                 }
                 "emails" => {

@@ -497,12 +497,14 @@ fn record(template: &Record, f: Fields, ensure: bool) -> Record {
         rec.rooms = f.rooms.or(rec.rooms);
         rec.avatar = f.avatar.or(rec.avatar);
         rec.active = f.active.or(rec.active);
+        rec.locked = f.locked.or(rec.locked);
     } else {
         let free = [
             ("emails", f.emails.map(serde_json::Value::from)),
             ("rooms", f.rooms.map(serde_json::Value::from)),
             ("avatar", f.avatar.map(serde_json::Value::from)),
             ("active", f.active.map(serde_json::Value::from)),
+            ("locked", f.locked.map(serde_json::Value::from)),
         ];
         for (k, v) in free {
             if let Some(v) = v {

@@ -27,6 +27,7 @@ pub struct Fields {
     pub rooms: Option<Vec<String>>,
     pub avatar: Option<String>,
     pub active: Option<bool>,
+    pub locked: Option<bool>,
     pub extra: Map<String, Value>,
 }
 
@@ -516,6 +517,7 @@ pub fn fields(
             "user_type" => text(&key, value).map(|v| f.user_type = v),
             "admin" => boolean(&key, value).map(|v| f.admin = v),
             "active" => boolean(&key, value).map(|v| f.active = v),
+            "locked" => boolean(&key, value).map(|v| f.locked = v),
             "avatar" => text(&key, value).map(|v| f.avatar = v),
             "emails" => list(&key, value).map(|v| f.emails = v),
             "rooms" => list(&key, value).map(|v| f.rooms = v),

@@ -152,6 +152,7 @@ impl Admin<'_> {
             avatar: text("avatar_url"),
             rooms,
             active: !truthy("deactivated"),
+            locked: truthy("locked"),
             other_threepids: other,
         }))
     }

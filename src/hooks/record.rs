@@ -82,6 +82,7 @@ pub fn to_lua(lua: &Lua, rec: &Record) -> mlua::Result<Table> {
     t.raw_set("rooms", list(&rec.rooms)?)?;
     t.raw_set("avatar", rec.avatar.as_deref())?;
     t.raw_set("active", rec.active)?;
+    t.raw_set("locked", rec.locked)?;
     t.raw_set("exists", rec.exists)?;
     if let Some(a) = &rec.account {
         let json = serde_json::to_value(a).map_err(mlua::Error::external)?;
@@ -238,12 +239,18 @@ pub fn from_lua(t: &Table, rec: &mut Record, validated: bool) -> Result<(), Stri
         Value::Boolean(b) => Some(b),
         other => return Err(wrong("active", "a boolean or nil", &other)),
     };
+    let locked = match get(t, "locked")? {
+        Value::Nil => None,
+        Value::Boolean(b) => Some(b),
+        other => return Err(wrong("locked", "a boolean or nil", &other)),
+    };
     if validated {
         let changed = [
             ("emails", emails != rec.emails),
             ("rooms", rooms != rec.rooms),
             ("avatar", avatar != rec.avatar),
             ("active", active != rec.active),
+            ("locked", locked != rec.locked),
             ("username", username != rec.username),
             ("password", password != rec.password),
             ("displayname", displayname != rec.displayname),
@@ -264,6 +271,7 @@ pub fn from_lua(t: &Table, rec: &mut Record, validated: bool) -> Result<(), Stri
     rec.rooms = rooms;
     rec.avatar = avatar;
     rec.active = active;
+    rec.locked = locked;
     rec.username = username;
     rec.password = password;
     rec.displayname = displayname;

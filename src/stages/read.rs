@@ -37,6 +37,7 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         emails: rec.emails.clone(),
         avatar: rec.avatar.clone(),
         rooms,
+        locked: rec.locked,
         active: rec.active,
     };
     rec.changes = plan(&want, account.as_ref(), same_avatar);

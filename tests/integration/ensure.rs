@@ -425,3 +425,36 @@ fn the_admin_token_never_shows_at_any_verbosity() {
             .never_shows(std::slice::from_ref(&token));
     }
 }
+
+/// `locked` in a row locks an account (it cannot log in, and keeps its
+/// data) and unlocks it; `--plan` shows it first.
+#[test]
+fn locked_locks_and_unlocks_an_account() {
+    let s = synapse();
+    let dir = tempfile::tempdir().unwrap();
+    let u = fresh("lock");
+    s.register_directly(&u, "pw-lock-1", false);
+    let input = dir.path().join("lock.jsonl");
+    write_jsonl(&input, &[json!({"username": u, "locked": true})]);
+    let plan = ensure()
+        .args(["--plan", "--batch", input.to_str().unwrap()])
+        .run();
+    plan.code(4).stdout_has("locked no -> yes");
+    assert_eq!(s.user(&u).unwrap()["locked"], false);
+    ensure()
+        .args(["-q", "--batch", input.to_str().unwrap()])
+        .run()
+        .code(0);
+    assert_eq!(s.user(&u).unwrap()["locked"], true);
+    assert!(
+        s.login(&u, "pw-lock-1").is_none(),
+        "a locked account logged in"
+    );
+    write_jsonl(&input, &[json!({"username": u, "locked": false})]);
+    ensure()
+        .args(["-q", "--batch", input.to_str().unwrap()])
+        .run()
+        .code(0);
+    assert_eq!(s.user(&u).unwrap()["locked"], false);
+    assert!(s.login(&u, "pw-lock-1").is_some());
+}

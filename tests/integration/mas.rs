@@ -628,3 +628,35 @@ fn the_readme_mas_commands_do_what_they_say() {
         assert!(stub.login(name, r["password"].as_str().unwrap()).is_some());
     }
 }
+
+/// `locked` through MAS: lock and unlock, planned first.
+#[test]
+fn locked_locks_and_unlocks_through_mas() {
+    let stub = Stub::start();
+    let dir = tempfile::tempdir().unwrap();
+    stub.add_user("lockme", STRONG);
+    let input = dir.path().join("l.jsonl");
+    let run = |row: &str, plan: bool| {
+        std::fs::write(&input, format!("{row}\n")).unwrap();
+        let mut a = creds(&stub, dir.path());
+        a.extend([
+            "--ensure".into(),
+            "--batch".into(),
+            input.display().to_string(),
+        ]);
+        if plan {
+            a.push("--plan".into());
+        }
+        a.push(stub.synapse_url.clone());
+        Test::new().args(a).run()
+    };
+    run(r#"{"username": "lockme", "locked": true}"#, true)
+        .code(4)
+        .stdout_has("locked no -> yes");
+    assert!(!stub.user("lockme").unwrap().locked);
+    run(r#"{"username": "lockme", "locked": true}"#, false).code(0);
+    assert!(stub.user("lockme").unwrap().locked);
+    assert!(stub.login("lockme", STRONG).is_none());
+    run(r#"{"username": "lockme", "locked": false}"#, false).code(0);
+    assert!(stub.login("lockme", STRONG).is_some());
+}
