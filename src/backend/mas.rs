@@ -3,6 +3,12 @@
 //! and admin flag, read, changed and deactivated through MAS's Admin API.
 //! There is no shared secret, so no nonce or sign stage: the submit stage
 //! creates the user and sets what registration sets.
+//!
+//! The fields that are Synapse's (display name, emails, avatar, rooms, user
+//! type) go through Synapse's admin API as in [`super::synapse`], with a
+//! token that has its admin scope: the operator's `--admin-token-file`, or
+//! else a personal session MAS opens for the account itself, ended when the
+//! backend is dropped.
 
 use super::{Backend, Failure, Mode};
 use crate::error::HsError;
@@ -62,12 +68,86 @@ pub struct MasBackend {
     setup: Arc<Setup>,
     hs: Homeserver,
     erase: bool,
+    /// Synapse, for the fields that are its own.
+    synapse: Option<SynapseSide>,
 }
+
+/// Synapse's admin API behind MAS.
+pub struct SynapseSide {
+    pub hs: Homeserver,
+    pub shared: Arc<super::synapse::Shared>,
+    /// The operator's admin token (`--admin-token-file`), if given.
+    pub token: Option<Secret>,
+    /// A personal session opened for this backend: its ID and token.
+    opened: std::cell::RefCell<Option<(String, Secret)>>,
+}
+
+impl SynapseSide {
+    pub fn new(hs: Homeserver, shared: Arc<super::synapse::Shared>, token: Option<Secret>) -> Self {
+        SynapseSide {
+            hs,
+            shared,
+            token,
+            opened: std::cell::RefCell::new(None),
+        }
+    }
+}
+
+/// How long a personal session for Synapse's admin API lasts, at most.
+const SESSION_SECS: u64 = 600;
 
 impl MasBackend {
     /// `hs`: a client for MAS's URL.
     pub fn new(setup: Arc<Setup>, hs: Homeserver, erase: bool) -> Self {
-        MasBackend { setup, hs, erase }
+        MasBackend {
+            setup,
+            hs,
+            erase,
+            synapse: None,
+        }
+    }
+
+    /// The same, managing Synapse's fields too.
+    pub fn with_synapse(mut self, side: SynapseSide) -> Self {
+        self.synapse = Some(side);
+        self
+    }
+
+    /// Synapse's backend with an admin-scoped token: the operator's, or a
+    /// personal session acting as `actor` (a MAS user ID), opened once.
+    fn synapse(&self, actor: &str) -> Result<super::synapse::Synapse, Failure> {
+        let side = self.synapse.as_ref().ok_or_else(|| {
+            Failure::new("Synapse's fields", "no Synapse admin API for this backend")
+        })?;
+        let token = match &side.token {
+            Some(t) => t.clone(),
+            None => {
+                let mut opened = side.opened.borrow_mut();
+                match opened.as_ref() {
+                    Some((_, t)) => t.clone(),
+                    None => {
+                        let (id, t) = self
+                            .mas()
+                            .personal_session(
+                                actor,
+                                crate::homeserver::mas::SYNAPSE_ADMIN_SCOPE,
+                                SESSION_SECS,
+                            )
+                            .map_err(|e| {
+                                Failure::new("opening a session for Synapse's admin API", e)
+                            })?;
+                        *opened = Some((id, t.clone()));
+                        t
+                    }
+                }
+            }
+        };
+        Ok(super::synapse::Synapse::new(
+            side.hs.clone(),
+            token,
+            side.shared.clone(),
+            self.erase,
+        ))
     }
 
     pub fn mas(&self) -> Mas<'_> {
@@ -114,7 +194,10 @@ impl Backend for MasBackend {
     }
 
     fn lookup(&self, user_id: &str) -> Result<Option<Account>, HsError> {
-        Ok(self.user(user_id)?.map(|u| Account {
+        let Some(u) = self.user(user_id)? else {
+            return Ok(None);
+        };
+        let mut account = Account {
             user_id: user_id.to_string(),
             admin: u.admin,
             user_type: None,
@@ -125,18 +208,40 @@ impl Backend for MasBackend {
             active: !u.deactivated,
             locked: u.locked,
             other_threepids: Vec::new(),
-        }))
+        };
+        if self.synapse.is_some() {
+            let synapse = self.synapse(&u.id).map_err(|f| HsError::Body {
+                url: self.setup.url.clone(),
+                cause: f.to_string(),
+            })?;
+            // Synapse knows the account once MAS has provisioned it there.
+            if let Some(s) = synapse.lookup(user_id)? {
+                account.user_type = s.user_type;
+                account.displayname = s.displayname;
+                account.emails = s.emails;
+                account.avatar = s.avatar;
+                account.rooms = s.rooms;
+                account.other_threepids = s.other_threepids;
+            }
+        }
+        Ok(Some(account))
     }
 
-    fn room_id(&self, _room: &str) -> Result<Option<String>, HsError> {
-        Err(HsError::Body {
+    fn room_id(&self, room: &str) -> Result<Option<String>, HsError> {
+        let side = self.synapse.as_ref().ok_or_else(|| HsError::Body {
             url: self.setup.url.clone(),
-            cause: unsupported("rooms"),
-        })
+            cause: "no Synapse admin API for this backend".into(),
+        })?;
+        // Resolving an alias needs no token.
+        side.hs.resolve_alias(room)
     }
 
-    fn same_avatar(&self, _account: &Account, _path: &str) -> Result<bool, Failure> {
-        Err(Failure::new("the avatar", unsupported("avatars")))
+    fn same_avatar(&self, account: &Account, path: &str) -> Result<bool, Failure> {
+        let user = self
+            .user(&account.user_id)
+            .map_err(|e| Failure::new("reading the account in MAS", e))?
+            .ok_or_else(|| Failure::new("reading the account in MAS", "no such user"))?;
+        self.synapse(&user.id)?.same_avatar(account, path)
     }
 
     fn apply(&self, user_id: &str, changes: &Changes, created: bool) -> Result<(), Failure> {
@@ -145,8 +250,24 @@ impl Backend for MasBackend {
             .map_err(|e| Failure::new(format!("reading {user_id} in MAS"), e))?
             .ok_or_else(|| Failure::new(format!("reading {user_id} in MAS"), "no such user"))?;
         let mas = self.mas();
+        // Synapse's fields, through its admin API (none of them is set when
+        // a MAS user is created).
+        let theirs: Changes = changes
+            .iter()
+            .filter(|(f, _)| SYNAPSE_FIELDS.contains(&f.as_str()))
+            .map(|(f, c)| (f.clone(), c.clone()))
+            .collect();
+        let deactivating = changes
+            .get("active")
+            .is_some_and(|c| c.to == Value::Bool(false));
+        if !theirs.is_empty() && !deactivating {
+            let synapse = self.synapse(&user.id)?;
+            wait_until_provisioned(&synapse, user_id)?;
+            synapse.apply(user_id, &theirs, false)?;
+        }
         for (field, c) in changes {
             match field.as_str() {
+                f if SYNAPSE_FIELDS.contains(&f) => {}
                 "active" if c.to == Value::Bool(false) => {
                     // Nothing else is worth changing on an account that goes.
                     return mas
@@ -186,10 +307,47 @@ impl Backend for MasBackend {
     }
 }
 
+/// The fields Synapse holds for an account behind MAS.
+pub const SYNAPSE_FIELDS: [&str; 5] = ["user_type", "displayname", "emails", "avatar", "rooms"];
+
+/// MAS provisions a new user in Synapse in the background: Synapse's
+/// admin API knows it a moment after MAS does. Waits up to 30 s.
+fn wait_until_provisioned(synapse: &super::synapse::Synapse, user_id: &str) -> Result<(), Failure> {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut pause = std::time::Duration::from_millis(50);
+    loop {
+        match synapse.lookup(user_id) {
+            Ok(Some(_)) => return Ok(()),
+            Ok(None) if std::time::Instant::now() < until => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_secs(2));
+            }
+            Ok(None) => {
+                return Err(Failure::new(
+                    format!("changing {user_id} in Synapse"),
+                    "MAS has not provisioned it in Synapse within 30 s",
+                ));
+            }
+            Err(e) => return Err(Failure::new(format!("reading {user_id} in Synapse"), e)),
+        }
+    }
+}
+
+impl Drop for MasBackend {
+    /// Ends the personal session opened for Synapse's admin API.
+    fn drop(&mut self) {
+        let opened = self
+            .synapse
+            .as_ref()
+            .and_then(|s| s.opened.borrow_mut().take());
+        if let Some((id, _)) = opened {
+            // It ends by itself within SESSION_SECS if this is lost.
+            let _ = self.mas().revoke_personal_session(&id);
+        }
+    }
+}
+
 /// Why a field is not managed here.
 pub fn unsupported(what: &str) -> String {
-    format!(
-        "{what}: not managed on MAS-backed servers by this tool, which manages the admin flag \
-         and deactivation there"
-    )
+    format!("{what}: not managed on MAS-backed servers by this tool")
 }

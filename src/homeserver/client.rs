@@ -183,6 +183,30 @@ impl Homeserver {
         )
     }
 
+    /// The room ID an alias names (`None`: none), asking the room directory,
+    /// which needs no token; an ID as it is.
+    pub fn resolve_alias(&self, room: &str) -> Result<Option<String>, HsError> {
+        if !room.starts_with('#') {
+            return Ok(Some(room.to_string()));
+        }
+        let path = format!(
+            "/_matrix/client/v3/directory/room/{}",
+            super::admin::segment(room)
+        );
+        let (status, json) = self.request("GET", &path, None, None, Repeat::Safe)?;
+        match status {
+            200 => Ok(json
+                .get("room_id")
+                .and_then(Value::as_str)
+                .map(str::to_string)),
+            404 => Ok(None),
+            _ => Err(HsError::Body {
+                url: format!("{}{path}", self.base_url()),
+                cause: format!("answered {status}"),
+            }),
+        }
+    }
+
     /// The server's name, as its federation key endpoint gives it.
     pub fn server_name(&self) -> Result<String, HsError> {
         let path = "/_matrix/key/v2/server";

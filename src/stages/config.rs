@@ -150,7 +150,7 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
     let needs_token =
         mas.is_none() && (ctx.mode != crate::options::Mode::Register || cli.rollback.is_some());
     let admin_user = match (&admin_token, &rec.server_url) {
-        (Some(token), Some(url)) if ctx.mode != crate::options::Mode::DryRun && mas.is_none() => {
+        (Some(token), Some(url)) if ctx.mode != crate::options::Mode::DryRun => {
             let hs = crate::homeserver::Homeserver::new(url, &transport)
                 .map_err(|e| Error::Config(e.to_string()))?;
             let who = hs

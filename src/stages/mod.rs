@@ -183,7 +183,21 @@ impl<'a> Ctx<'a> {
     /// naming what is missing when there is none.
     pub fn backend(&mut self, rec: &Record) -> Result<Box<dyn Backend>, Error> {
         if let Some(mas) = self.mas()? {
-            return Ok(Box::new(mas));
+            let synapse_fields = rec.user_type.is_some()
+                || rec.displayname.is_some()
+                || rec.emails.is_some()
+                || rec.avatar.is_some()
+                || rec.rooms.is_some();
+            if !synapse_fields {
+                return Ok(Box::new(mas));
+            }
+            let resolved = self.resolved()?;
+            let side = crate::backend::mas::SynapseSide::new(
+                self.server(rec)?,
+                resolved.backend_shared.clone(),
+                resolved.admin_token.clone(),
+            );
+            return Ok(Box::new(mas.with_synapse(side)));
         }
         let resolved = self.resolved()?;
         let Some(token) = resolved.admin_token.clone() else {

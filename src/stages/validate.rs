@@ -65,41 +65,49 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         )));
     }
     if let Some(setup) = ctx.resolved()?.mas.clone() {
-        check_for_mas(rec, username, &setup, ctx.opts.ignore_password_policy)?;
+        check_for_mas(
+            rec,
+            username,
+            &setup,
+            ctx.opts.ignore_password_policy,
+            ctx.mode,
+        )?;
     }
     Ok(())
 }
 
 /// MAS's own rules, judged here so that nothing is sent that MAS would
 /// refuse half-way (it creates a user and sets its password in two
-/// requests): its username grammar, its password complexity (zxcvbn's
-/// score, as MAS computes it), and only the fields this tool manages there.
+/// requests): its username grammar and its password complexity (zxcvbn's
+/// score, as MAS computes it). A user type or display name is Synapse's,
+/// set after creation by `--ensure`'s apply stage.
 fn check_for_mas(
     rec: &Record,
     username: &str,
     setup: &crate::backend::mas::Setup,
     ignore_policy: bool,
+    mode: Mode,
 ) -> Result<(), Error> {
+    if mode == Mode::Register {
+        if let Some(what) = [
+            (rec.user_type.is_some(), "a user type (-t)"),
+            (rec.displayname.is_some(), "a display name"),
+        ]
+        .iter()
+        .find_map(|(given, what)| given.then_some(*what))
+        {
+            return Err(Error::Input(format!(
+                "{username}: MAS creates users without {what}, which Synapse keeps; give it \
+                 with --ensure, which sets it through Synapse's admin API once the user exists"
+            )));
+        }
+    }
     let name = username.trim().to_lowercase();
     if !crate::homeserver::mas::username_valid(&name) {
         return Err(Error::Input(format!(
             "{username}: MAS does not accept this username: it takes 1 to 255 characters of \
              a-z, 0-9 and = _ - . / +, not starting with _"
         )));
-    }
-    for (field, given) in [
-        ("a user type (-t)", rec.user_type.is_some()),
-        ("a display name", rec.displayname.is_some()),
-        ("emails", rec.emails.is_some()),
-        ("an avatar", rec.avatar.is_some()),
-        ("rooms", rec.rooms.is_some()),
-    ] {
-        if given {
-            return Err(Error::Input(format!(
-                "{username}: {}",
-                crate::backend::mas::unsupported(field)
-            )));
-        }
     }
     if let (Some(p), false) = (&rec.password, ignore_policy) {
         let score = u8::from(zxcvbn::zxcvbn(p.expose(), &[]).score());

@@ -660,3 +660,54 @@ fn locked_locks_and_unlocks_through_mas() {
     run(r#"{"username": "lockme", "locked": false}"#, false).code(0);
     assert!(stub.login("lockme", STRONG).is_some());
 }
+
+/// The fields Synapse keeps (display name, emails, rooms) go through its
+/// admin API with a personal session MAS opens for the account, ended
+/// afterwards; for a new account and an existing one alike.
+#[test]
+fn synapses_fields_go_through_a_personal_session_that_is_ended() {
+    let stub = Stub::start();
+    let dir = tempfile::tempdir().unwrap();
+    let room = stub.add_room("#lobby:test.local");
+    stub.add_user("had", STRONG);
+    let input = dir.path().join("f.jsonl");
+    std::fs::write(
+        &input,
+        format!(
+            "{{\"username\": \"had\", \"displayname\": \"Had\", \"rooms\": [\"#lobby:test.local\"], \"emails\": [\"had@example.org\"]}}\n\
+             {{\"username\": \"fresh\", \"password\": \"{STRONG}\", \"displayname\": \"Fresh\", \"rooms\": [\"#lobby:test.local\"]}}\n"
+        ),
+    )
+    .unwrap();
+    let run = |plan: bool| {
+        let mut a = creds(&stub, dir.path());
+        a.extend([
+            "--ensure".into(),
+            "--batch".into(),
+            input.display().to_string(),
+        ]);
+        if plan {
+            a.push("--plan".into());
+        }
+        a.push(stub.synapse_url.clone());
+        Test::new().args(a).hang_after(120).run()
+    };
+    let plan = run(true);
+    plan.code(4).stdout_has("displayname \"had\" -> \"Had\"");
+    assert!(stub.user("had").unwrap().displayname.is_none());
+    run(false).code(0);
+    let had = stub.user("had").unwrap();
+    assert_eq!(had.displayname.as_deref(), Some("Had"));
+    assert_eq!(had.emails, vec!["had@example.org".to_string()]);
+    assert_eq!(had.rooms, vec![room.clone()]);
+    let fresh = stub.user("fresh").unwrap();
+    assert_eq!(fresh.displayname.as_deref(), Some("Fresh"));
+    assert_eq!(fresh.rooms, vec![room]);
+    assert!(stub.login("fresh", STRONG).is_some());
+    let (opened, live) = stub.personal_sessions();
+    assert!(opened > 0);
+    assert_eq!(live, 0, "a personal session was left open");
+    // A rerun finds nothing to change.
+    run(false).code(0);
+    run(true).code(0);
+}

@@ -33,6 +33,10 @@ pub struct StubUser {
     pub erased: bool,
     /// How often a create request for this name succeeded (must stay 1).
     pub created: usize,
+    // What Synapse keeps of the account.
+    pub displayname: Option<String>,
+    pub emails: Vec<String>,
+    pub rooms: Vec<String>,
 }
 
 /// One request as the stub saw it.
@@ -55,6 +59,11 @@ struct State {
     tokens_issued: usize,
     /// Compat and personal-session tokens, to the username.
     sessions: HashMap<String, String>,
+    /// Personal sessions with Synapse's admin scope: ID to token.
+    personal: HashMap<String, String>,
+    personal_opened: usize,
+    /// Rooms Synapse has: alias to ID.
+    rooms: HashMap<String, String>,
     seen: Vec<Seen>,
 }
 
@@ -130,6 +139,20 @@ impl Stub {
             .values()
             .filter(|u| *u == user)
             .count()
+    }
+
+    /// A public room Synapse has, by alias: its ID.
+    pub fn add_room(&self, alias: &str) -> String {
+        let mut st = self.state.lock().unwrap();
+        let id = format!("!room{}:{SERVER_NAME}", st.rooms.len() + 1);
+        st.rooms.insert(alias.to_string(), id.clone());
+        id
+    }
+
+    /// Personal sessions opened, and those still live.
+    pub fn personal_sessions(&self) -> (usize, usize) {
+        let st = self.state.lock().unwrap();
+        (st.personal_opened, st.personal.len())
     }
 
     pub fn seen(&self) -> Vec<Seen> {
@@ -265,7 +288,7 @@ fn serve(mut s: TcpStream, server: &'static str, ctx: &Ctx) {
         let (status, answer) = if server == "mas" {
             mas(ctx, &method, &path, &head, &body)
         } else {
-            synapse(ctx, &method, &path, &head)
+            synapse(ctx, &method, &path, &head, &body)
         };
         let text = match &answer {
             Value::Null => String::new(),
@@ -316,18 +339,27 @@ fn bearer(head: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn synapse(ctx: &Ctx, method: &str, path: &str, head: &str) -> (u16, Value) {
+fn synapse(ctx: &Ctx, method: &str, path: &str, head: &str, body: &str) -> (u16, Value) {
     let issuer = format!("{}/", ctx.mas_url);
+    let json: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let decode = |s: &str| {
+        s.replace("%40", "@")
+            .replace("%3A", ":")
+            .replace("%23", "#")
+            .replace("%21", "!")
+    };
     match (method, path) {
-        ("GET", "/_matrix/client/v1/auth_metadata") => (
-            200,
-            json!({"issuer": issuer, "token_endpoint": format!("{issuer}oauth2/token"),
-                   "account_management_uri": format!("{issuer}account/")}),
-        ),
-        ("GET", "/_matrix/key/v2/server") => (200, json!({"server_name": SERVER_NAME})),
+        ("GET", "/_matrix/client/v1/auth_metadata") => {
+            return (
+                200,
+                json!({"issuer": issuer, "token_endpoint": format!("{issuer}oauth2/token"),
+                       "account_management_uri": format!("{issuer}account/")}),
+            );
+        }
+        ("GET", "/_matrix/key/v2/server") => return (200, json!({"server_name": SERVER_NAME})),
         ("GET", "/_matrix/client/v3/account/whoami") => {
             let st = ctx.state.lock().unwrap();
-            match bearer(head).and_then(|t| st.sessions.get(&t).cloned()) {
+            return match bearer(head).and_then(|t| st.sessions.get(&t).cloned()) {
                 Some(user) => (
                     200,
                     json!({"user_id": format!("@{user}:{SERVER_NAME}"), "is_guest": false}),
@@ -336,11 +368,116 @@ fn synapse(ctx: &Ctx, method: &str, path: &str, head: &str) -> (u16, Value) {
                     401,
                     json!({"errcode": "M_UNKNOWN_TOKEN", "error": "Token is not active", "soft_logout": false}),
                 ),
+            };
+        }
+        _ => {}
+    }
+    if let Some(alias) = path.strip_prefix("/_matrix/client/v3/directory/room/") {
+        let st = ctx.state.lock().unwrap();
+        return match st.rooms.get(&decode(alias)) {
+            Some(id) => (200, json!({"room_id": id, "servers": [SERVER_NAME]})),
+            None => (
+                404,
+                json!({"errcode": "M_NOT_FOUND", "error": "Room alias not found"}),
+            ),
+        };
+    }
+    if !path.starts_with("/_synapse/admin/") || path.starts_with("/_synapse/admin/v1/register") {
+        // The shared-secret endpoint, login, and the rest: not served under MAS.
+        return unrecognized();
+    }
+    // Synapse's admin API: a token with its admin scope (a personal session).
+    let mut st = ctx.state.lock().unwrap();
+    let admin = bearer(head).is_some_and(|t| st.personal.values().any(|p| *p == t));
+    if !admin {
+        return (
+            403,
+            json!({"errcode": "M_FORBIDDEN", "error": "You are not a server admin"}),
+        );
+    }
+    let localpart = |id: &str| {
+        id.trim_start_matches('@')
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
+    if let Some(id) = path.strip_prefix("/_synapse/admin/v2/users/") {
+        let name = localpart(&decode(id));
+        let Some(u) = st.users.get_mut(&name) else {
+            return if method == "PUT" {
+                (
+                    403,
+                    json!({"errcode": "M_FORBIDDEN", "error": "User creation via the Admin API is not available when Synapse is delegating authentication to MAS. Create the user via MAS instead."}),
+                )
+            } else {
+                (
+                    404,
+                    json!({"errcode": "M_NOT_FOUND", "error": "User not found"}),
+                )
+            };
+        };
+        if method == "PUT" {
+            if let Some(d) = json["displayname"].as_str() {
+                u.displayname = Some(d.to_string());
+            }
+            if let Some(t) = json["threepids"].as_array() {
+                u.emails = t
+                    .iter()
+                    .filter_map(|t| t["address"].as_str().map(str::to_string))
+                    .collect();
             }
         }
-        // The shared-secret endpoint, login, and the rest: not served under MAS.
-        _ => unrecognized(),
+        let threepids: Vec<Value> = u
+            .emails
+            .iter()
+            .map(|a| json!({"medium": "email", "address": a}))
+            .collect();
+        // As recorded: Synapse's own admin flag stays false, and a new
+        // account's display name is its localpart.
+        return (
+            200,
+            json!({"name": format!("@{name}:{SERVER_NAME}"), "admin": false,
+                "deactivated": u.deactivated, "locked": u.locked, "user_type": null,
+                "displayname": u.displayname.clone().unwrap_or_else(|| name.clone()),
+                "avatar_url": null, "threepids": threepids, "erased": false}),
+        );
     }
+    if let Some(rest) = path.strip_prefix("/_synapse/admin/v1/users/") {
+        let name = localpart(&decode(rest.trim_end_matches("/joined_rooms")));
+        let rooms = st
+            .users
+            .get(&name)
+            .map(|u| u.rooms.clone())
+            .unwrap_or_default();
+        return (200, json!({"joined_rooms": rooms, "total": rooms.len()}));
+    }
+    if let Some(room) = path.strip_prefix("/_synapse/admin/v1/join/") {
+        let room = decode(room);
+        let id = if room.starts_with('#') {
+            st.rooms.get(&room).cloned()
+        } else {
+            Some(room.clone())
+        };
+        let Some(id) = id else {
+            return (
+                404,
+                json!({"errcode": "M_NOT_FOUND", "error": "Room alias not found"}),
+            );
+        };
+        let name = localpart(json["user_id"].as_str().unwrap_or(""));
+        let Some(u) = st.users.get_mut(&name) else {
+            return (
+                404,
+                json!({"errcode": "M_NOT_FOUND", "error": "User not found"}),
+            );
+        };
+        if !u.rooms.contains(&id) {
+            u.rooms.push(id.clone());
+        }
+        return (200, json!({"room_id": id}));
+    }
+    unrecognized()
 }
 
 fn user_json(u: &StubUser) -> Value {
@@ -554,23 +691,42 @@ fn mas(ctx: &Ctx, method: &str, path: &str, head: &str, body: &str) -> (u16, Val
             }
         }
         ("POST", ["personal-sessions"]) => {
-            let n = st.sessions.len() + 1;
+            st.personal_opened += 1;
+            let n = st.personal_opened;
             let token = format!("mpt_{n:040}");
             let actor = json["actor_user_id"].as_str().unwrap_or("").to_string();
-            let user = st
+            let Some(user) = st
                 .users
                 .values()
                 .find(|u| u.id == actor)
-                .map(|u| u.username.clone());
-            if let Some(user) = user {
-                st.sessions.insert(token.clone(), user);
-            }
+                .map(|u| u.username.clone())
+            else {
+                return (404, errors("User not found"));
+            };
+            st.sessions.insert(token.clone(), user);
             let id = format!("01M8RDY67W{n:016}");
+            if json["scope"]
+                .as_str()
+                .is_some_and(|s| s.contains("urn:synapse:admin:*"))
+            {
+                st.personal.insert(id.clone(), token.clone());
+            }
             (
                 201,
                 json!({"data": {"type": "personal-session", "id": id,
-                "attributes": {"access_token": token, "actor_user_id": actor}}}),
+                "attributes": {"access_token": token, "actor_user_id": actor,
+                               "scope": json["scope"]}}}),
             )
+        }
+        ("POST", ["personal-sessions", id, "revoke"]) => {
+            let id = id.to_string();
+            match st.personal.remove(&id) {
+                Some(token) => {
+                    st.sessions.remove(&token);
+                    (200, json!({"data": {"type": "personal-session", "id": id}}))
+                }
+                None => (404, errors("Personal session not found")),
+            }
         }
         _ => (404, Value::Null),
     }
