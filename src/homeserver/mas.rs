@@ -147,6 +147,24 @@ impl<'a> Mas<'a> {
         }
     }
 
+    /// What MAS says of its own configuration: the server name, and the
+    /// password complexity it demands (`None` each when this MAS has no
+    /// `site-config` endpoint).
+    pub fn site_config(&self) -> Result<(Option<String>, Option<u8>), HsError> {
+        let path = "/api/admin/v1/site-config";
+        let (status, body) = self.admin("GET", path, None, Repeat::Safe)?;
+        match status {
+            200 => Ok((
+                body["server_name"].as_str().map(str::to_string),
+                body["minimum_password_complexity"]
+                    .as_u64()
+                    .map(|n| n.min(4) as u8),
+            )),
+            404 => Ok((None, None)),
+            _ => Err(refused(&self.hs, path, status, titles(&body))),
+        }
+    }
+
     /// The user `username` (MAS compares case-insensitively), or `None`.
     pub fn user_by_username(&self, username: &str) -> Result<Option<User>, HsError> {
         let path = format!("/api/admin/v1/users/by-username/{}", segment(username));

@@ -2,7 +2,8 @@
 //! MAS: the credentials (`--mas-client-id` and `--mas-client-secret-file`,
 //! or MAS's own config with `--mas-config`), MAS's address (`--mas-url`, the
 //! config's `http.public_base`, or the issuer the homeserver names), the
-//! password complexity MAS demands, and the server name. The credentials
+//! password complexity MAS demands and the server name (MAS's config, else
+//! its site config). The credentials
 //! are tried once here, so a wrong secret ends the run before any row.
 
 use crate::backend::mas::Setup;
@@ -124,26 +125,37 @@ pub fn resolve(
     let url = url.trim_end_matches('/').to_string();
     super::config::check_url(&url)?;
     console.verbose(&format!("MAS: {url}, client {client_id}"));
-    let setup = Arc::new(Setup {
-        url: url.clone(),
-        creds: Credentials::new(client_id, secret),
-        minimum_complexity: cfg.minimum_complexity.unwrap_or(DEFAULT_COMPLEXITY),
-    });
+    let creds = Credentials::new(client_id, secret);
+    let known_name = config_server_name.or(cfg.homeserver);
+    let setup = |complexity: Option<u8>, creds: Credentials| {
+        Arc::new(Setup {
+            url: url.clone(),
+            creds,
+            minimum_complexity: cfg
+                .minimum_complexity
+                .or(complexity)
+                .unwrap_or(DEFAULT_COMPLEXITY),
+        })
+    };
     if opts.dry_run {
-        return Ok(Some((setup, config_server_name.or(cfg.homeserver))));
+        return Ok(Some((setup(None, creds), known_name)));
     }
     let mas_hs = Homeserver::new(&url, transport)
         .map_err(|e| Error::Config(e.to_string()))?
         .until(deadline);
-    Mas::new(mas_hs, &setup.creds)
-        .token()
+    let mas = Mas::new(mas_hs, &creds);
+    mas.token()
         .map_err(|e| Error::Config(format!("cannot get a MAS admin token: {e}")))?;
-    let server_name = match config_server_name.or(cfg.homeserver) {
+    // MAS says which server it serves and how strong a password must be.
+    let (site_name, complexity) = mas
+        .site_config()
+        .map_err(|e| Error::Config(format!("cannot read MAS's site config: {e}")))?;
+    let server_name = match known_name.or(site_name) {
         Some(n) => n,
         None => hs
             .server_name()
             .map_err(|e| Error::Config(format!("cannot learn the server's name: {e}")))?,
     };
     console.verbose(&format!("MAS: server name {server_name}"));
-    Ok(Some((setup, Some(server_name))))
+    Ok(Some((setup(complexity, creds), Some(server_name))))
 }

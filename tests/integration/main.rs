@@ -15,6 +15,7 @@ mod hostile;
 mod hygiene;
 mod limits;
 mod mas;
+mod mas_real;
 mod mas_stub;
 mod package;
 mod prompts;

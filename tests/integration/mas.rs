@@ -1,7 +1,9 @@
 //! Homeservers that delegate authentication to MAS: single registrations,
 //! refusals, batches (through faults and after SIGKILL), desired state and
 //! rollback, all through MAS's Admin API. Against the loopback stub of
-//! `mas_stub` (as recorded against MAS 1.22), since CI cannot run MAS.
+//! `mas_stub` (as recorded against MAS 1.22), since CI cannot run MAS; with
+//! `RNMU_TEST_MAS_BIN` set, the tests that do not look inside the stub run
+//! against a real MAS and Synapse instead (`mas_real`).
 
 use crate::mas_stub::{CLIENT_ID, Stub};
 use crate::{Run, Test, kill_midway};
@@ -32,14 +34,16 @@ fn register(stub: &Stub, extra: &[&str]) -> Run {
 #[test]
 fn a_single_registration_creates_the_user_in_mas() {
     let stub = Stub::start();
-    register(&stub, &["-u", "alice", "--no-admin", "-p", STRONG])
+    let n = |s: &str| stub.name(s);
+    register(&stub, &["-u", &n("alice"), "--no-admin", "-p", STRONG])
         .code(0)
         .stdout("Sending registration request...\nSuccess!\n");
-    let u = stub.user("alice").expect("alice in MAS");
+    let u = stub.user(&n("alice")).expect("alice in MAS");
     assert!(!u.admin);
     // Her password logs in at MAS, and Synapse accepts the token.
-    let token = stub.login("alice", STRONG).expect("login");
-    assert_eq!(stub.whoami(&token).as_deref(), Some("@alice:test.local"));
+    let token = stub.login(&n("alice"), STRONG).expect("login");
+    let want = format!("@{}:{}", n("alice"), stub.server_name());
+    assert_eq!(stub.whoami(&token).as_deref(), Some(want.as_str()));
     // Nothing went to the shared-secret endpoint.
     assert!(
         stub.seen()
@@ -47,24 +51,25 @@ fn a_single_registration_creates_the_user_in_mas() {
             .all(|s| !s.path.starts_with("/_synapse/admin/v1/register"))
     );
 
-    register(&stub, &["-u", "Bob", "--admin", "-p", STRONG]).code(0);
-    assert!(stub.user("bob").expect("bob, lowercased").admin);
+    register(&stub, &["-u", &n("Bob"), "--admin", "-p", STRONG]).code(0);
+    assert!(stub.user(&n("bob")).expect("bob, lowercased").admin);
 }
 
 #[test]
 fn refusals_are_one_line_and_leave_nothing() {
     let stub = Stub::start();
+    let n = |s: &str| stub.name(s);
     // A weak password: refused before anything is sent.
-    let run = register(&stub, &["-u", "weak", "--no-admin", "-p", "qwerty123"]);
+    let run = register(&stub, &["-u", &n("weak"), "--no-admin", "-p", "qwerty123"]);
     run.code(1).one_clear_line().stderr_has("too weak for MAS");
-    assert!(stub.user("weak").is_none());
+    assert!(stub.user(&n("weak")).is_none());
     assert!(!stub.seen().iter().any(|s| s.path == "/api/admin/v1/users"));
     // ... unless asked: MAS is told to skip its check.
     register(
         &stub,
         &[
             "-u",
-            "weak",
+            &n("weak"),
             "--no-admin",
             "-p",
             "qwerty123",
@@ -72,30 +77,25 @@ fn refusals_are_one_line_and_leave_nothing() {
         ],
     )
     .code(0);
-    assert_eq!(
-        stub.user("weak").unwrap().password.as_deref(),
-        Some("qwerty123")
-    );
+    assert!(stub.login(&n("weak"), "qwerty123").is_some());
     // A name MAS does not accept.
     register(&stub, &["-u", "_svc", "--no-admin", "-p", STRONG])
         .code(1)
         .one_clear_line()
         .stderr_has("MAS does not accept this username");
     // A taken name: the original's line; with --exists-ok, skipped.
-    stub.add_user("taken", "Some-Other-Password-99");
-    register(&stub, &["-u", "taken", "--no-admin", "-p", STRONG])
+    stub.add_user(&n("taken"), "Some-Other-Password-99");
+    register(&stub, &["-u", &n("taken"), "--no-admin", "-p", STRONG])
         .code(1)
         .stdout("Sending registration request...\nERROR! Received 400 Bad Request\nUser ID already taken.\n");
     register(
         &stub,
-        &["-u", "taken", "--no-admin", "-p", STRONG, "--exists-ok"],
+        &["-u", &n("taken"), "--no-admin", "-p", STRONG, "--exists-ok"],
     )
     .code(0)
     .stdout("Sending registration request...\nUser already exists. Skipping.\n");
-    assert_eq!(
-        stub.user("taken").unwrap().password.as_deref(),
-        Some("Some-Other-Password-99")
-    );
+    assert!(stub.login(&n("taken"), "Some-Other-Password-99").is_some());
+    assert!(stub.login(&n("taken"), STRONG).is_none());
     // A wrong client secret: one line, exit 1, nothing created.
     let dir = tempfile::tempdir().unwrap();
     let wrong = dir.path().join("wrong");
@@ -104,7 +104,7 @@ fn refusals_are_one_line_and_leave_nothing() {
     let run = Test::new()
         .args([
             "-u",
-            "nosecret",
+            &n("nosecret"),
             "--no-admin",
             "-p",
             STRONG,
@@ -117,14 +117,14 @@ fn refusals_are_one_line_and_leave_nothing() {
         .run();
     run.code(1).one_clear_line().stderr_has("invalid_client");
     assert!(!run.stderr.contains("not-the-secret"));
-    assert!(stub.user("nosecret").is_none());
+    assert!(stub.user(&n("nosecret")).is_none());
 }
 
 /// Without MAS's credentials, the tool says what the server is and names
 /// the flags.
 #[test]
 fn without_credentials_the_explanation_names_the_flags() {
-    let stub = Stub::start();
+    let stub = Stub::stub_only();
     Test::new()
         .args(["-u", "x", "--no-admin", "-p", STRONG, "-k", "s"])
         .arg(stub.synapse_url.clone())
@@ -138,7 +138,7 @@ fn without_credentials_the_explanation_names_the_flags() {
 /// A dry run sends nothing, not even for a token.
 #[test]
 fn a_dry_run_sends_nothing() {
-    let stub = Stub::start();
+    let stub = Stub::stub_only();
     let dir = tempfile::tempdir().unwrap();
     Test::new()
         .args(creds(&stub, dir.path()))
@@ -163,7 +163,7 @@ fn a_dry_run_sends_nothing() {
 /// verbosity, and the secret goes to MAS only, in the Authorization header.
 #[test]
 fn secrets_stay_out_of_output_and_go_to_mas_only() {
-    let stub = Stub::start();
+    let stub = Stub::stub_only();
     let run = register(&stub, &["-u", "quiet", "--admin", "-p", STRONG, "-vvv"]);
     run.code(0);
     for s in [stub.secret.as_str(), STRONG, "mat_"] {
@@ -258,7 +258,7 @@ fn check_batch(stub: &Stub, out: &Path, users: &[String]) {
 fn a_batch_through_mas_creates_everyone_once() {
     let stub = Stub::start();
     let dir = tempfile::tempdir().unwrap();
-    let (file, users) = rows(dir.path(), 50, "mb");
+    let (file, users) = rows(dir.path(), 50, &stub.name("mb"));
     let out = dir.path().join("out.jsonl");
     Test::new()
         .args(batch_args(
@@ -282,7 +282,7 @@ fn a_batch_through_mas_creates_everyone_once() {
 fn a_batch_through_faults_and_a_kill_ends_with_everyone_once() {
     let stub = Stub::start();
     let dir = tempfile::tempdir().unwrap();
-    let (file, users) = rows(dir.path(), 50, "mf");
+    let (file, users) = rows(dir.path(), 50, &stub.name("mf"));
     let out = dir.path().join("out.jsonl");
     let mas = crate::faults::proxy_to_url(&stub.mas_url, 150, 7, |_| true, None);
     let syn = crate::faults::proxy_to_url(&stub.synapse_url, 150, 8, |_| true, None);
@@ -364,28 +364,30 @@ fn the_admin_token_is_renewed_before_it_ends() {
 #[test]
 fn ensure_plan_and_rollback_manage_the_admin_flag_and_deactivation() {
     let stub = Stub::start();
+    let n = |s: &str| stub.name(s);
+    let id = |s: &str| format!("@{}:{}", n(s), stub.server_name());
     let dir = tempfile::tempdir().unwrap();
-    stub.add_user("old", STRONG);
+    stub.add_user(&n("old"), STRONG);
     // --plan: drift on the admin flag, exit 4, nothing changed.
-    let run = register(&stub, &["-u", "old", "--admin", "--ensure", "--plan"]);
-    run.code(4).stdout_has("~ @old:test.local");
-    assert!(!stub.user("old").unwrap().admin);
+    let run = register(&stub, &["-u", &n("old"), "--admin", "--ensure", "--plan"]);
+    run.code(4).stdout_has(&format!("~ {}", id("old")));
+    assert!(!stub.user(&n("old")).unwrap().admin);
     // --ensure: made so.
-    register(&stub, &["-u", "old", "--admin", "--ensure"])
+    register(&stub, &["-u", &n("old"), "--admin", "--ensure"])
         .code(0)
-        .stdout_has("Updated @old:test.local: admin no -> yes");
-    assert!(stub.user("old").unwrap().admin);
-    register(&stub, &["-u", "old", "--admin", "--ensure"])
+        .stdout_has(&format!("Updated {}: admin no -> yes", id("old")));
+    assert!(stub.user(&n("old")).unwrap().admin);
+    register(&stub, &["-u", &n("old"), "--admin", "--ensure"])
         .code(0)
-        .stdout_has("Nothing to change for @old:test.local");
+        .stdout_has(&format!("Nothing to change for {}", id("old")));
 
     // A batch creates three; --rollback deactivates exactly those, unerased.
     let file = dir.path().join("r.csv");
-    std::fs::write(
-        &file,
-        format!("username,password\nrb1,{STRONG}\nrb2,{STRONG}\nold,{STRONG}\nrb3,{STRONG}\n"),
-    )
-    .unwrap();
+    let text: String = ["rb1", "rb2", "old", "rb3"]
+        .iter()
+        .map(|u| format!("{},{STRONG}\n", n(u)))
+        .collect();
+    std::fs::write(&file, format!("username,password\n{text}")).unwrap();
     let out = dir.path().join("r.jsonl");
     let mut a = creds(&stub, dir.path());
     a.extend([
@@ -408,10 +410,10 @@ fn ensure_plan_and_rollback_manage_the_admin_flag_and_deactivation() {
     ]);
     Test::new().args(a).run().code(0);
     for u in ["rb1", "rb2", "rb3"] {
-        let made = stub.user(u).unwrap();
+        let made = stub.user(&n(u)).unwrap();
         assert!(made.deactivated && !made.erased, "{u}: {made:?}");
     }
-    assert!(!stub.user("old").unwrap().deactivated);
+    assert!(!stub.user(&n("old")).unwrap().deactivated);
 }
 
 /// A password MAS never got set leaves the account `incomplete`, with what
@@ -419,6 +421,7 @@ fn ensure_plan_and_rollback_manage_the_admin_flag_and_deactivation() {
 #[test]
 fn a_step_that_fails_after_creation_is_finished_by_a_rerun() {
     let stub = Stub::start();
+    let n = |s: &str| stub.name(s);
     let dir = tempfile::tempdir().unwrap();
     // Every set-password answers 503: the account exists without one.
     let broken = crate::faults::proxy_to_url(
@@ -429,7 +432,7 @@ fn a_step_that_fails_after_creation_is_finished_by_a_rerun() {
         Some(crate::faults::Fault::Html503),
     );
     let file = dir.path().join("u.csv");
-    std::fs::write(&file, "username\nhalf1\nhalf2\n").unwrap();
+    std::fs::write(&file, format!("username\n{}\n{}\n", n("half1"), n("half2"))).unwrap();
     let out = dir.path().join("u.jsonl");
     let run_with = |mas_url: &str| {
         let mut a = creds(&stub, dir.path());
@@ -461,7 +464,7 @@ fn a_step_that_fails_after_creation_is_finished_by_a_rerun() {
     let half1 = last
         .iter()
         .rev()
-        .find(|v| v["username"] == "half1")
+        .find(|v| v["username"] == n("half1").as_str())
         .unwrap();
     assert_eq!(half1["status"], "incomplete", "{half1}");
     assert_eq!(
@@ -473,11 +476,16 @@ fn a_step_that_fails_after_creation_is_finished_by_a_rerun() {
         half1["password"].is_string(),
         "the password is kept: {half1}"
     );
-    assert!(stub.user("half1").unwrap().password.is_none());
+    assert!(stub.user(&n("half1")).is_some());
+    assert!(
+        stub.login(&n("half1"), half1["password"].as_str().unwrap())
+            .is_none()
+    );
     // The rerun, with MAS answering, finishes both.
     run_with(&stub.mas_url).code(0);
     let text = std::fs::read_to_string(&out).unwrap();
-    for name in ["half1", "half2"] {
+    for name in [n("half1"), n("half2")] {
+        let name = name.as_str();
         let r: serde_json::Value = text
             .lines()
             .rev()
@@ -494,7 +502,7 @@ fn a_step_that_fails_after_creation_is_finished_by_a_rerun() {
         .args(creds(&stub, dir.path()))
         .args([
             "-u",
-            "half3",
+            &n("half3"),
             "--no-admin",
             "-p",
             STRONG,
@@ -514,7 +522,7 @@ fn a_step_that_fails_after_creation_is_finished_by_a_rerun() {
 /// ended there by the post stage.
 #[test]
 fn a_hooks_session_is_opened_and_ended_at_mas() {
-    let stub = Stub::start();
+    let stub = Stub::stub_only();
     let dir = tempfile::tempdir().unwrap();
     let h = dir.path().join("session.lua");
     std::fs::write(
@@ -555,7 +563,7 @@ fn a_hooks_session_is_opened_and_ended_at_mas() {
 /// stub.
 #[test]
 fn the_readme_mas_commands_do_what_they_say() {
-    let stub = Stub::start();
+    let stub = Stub::stub_only();
     let dir = tempfile::tempdir().unwrap();
     let readme = std::fs::read_to_string(crate::rig::root().join("README.md")).unwrap();
     let commands: Vec<String> = readme
@@ -633,10 +641,12 @@ fn the_readme_mas_commands_do_what_they_say() {
 #[test]
 fn locked_locks_and_unlocks_through_mas() {
     let stub = Stub::start();
+    let n = |s: &str| stub.name(s);
     let dir = tempfile::tempdir().unwrap();
-    stub.add_user("lockme", STRONG);
+    stub.add_user(&n("lockme"), STRONG);
     let input = dir.path().join("l.jsonl");
-    let run = |row: &str, plan: bool| {
+    let run = |locked: bool, plan: bool| {
+        let row = serde_json::json!({"username": n("lockme"), "locked": locked});
         std::fs::write(&input, format!("{row}\n")).unwrap();
         let mut a = creds(&stub, dir.path());
         a.extend([
@@ -650,15 +660,13 @@ fn locked_locks_and_unlocks_through_mas() {
         a.push(stub.synapse_url.clone());
         Test::new().args(a).run()
     };
-    run(r#"{"username": "lockme", "locked": true}"#, true)
-        .code(4)
-        .stdout_has("locked no -> yes");
-    assert!(!stub.user("lockme").unwrap().locked);
-    run(r#"{"username": "lockme", "locked": true}"#, false).code(0);
-    assert!(stub.user("lockme").unwrap().locked);
-    assert!(stub.login("lockme", STRONG).is_none());
-    run(r#"{"username": "lockme", "locked": false}"#, false).code(0);
-    assert!(stub.login("lockme", STRONG).is_some());
+    run(true, true).code(4).stdout_has("locked no -> yes");
+    assert!(!stub.user(&n("lockme")).unwrap().locked);
+    run(true, false).code(0);
+    assert!(stub.user(&n("lockme")).unwrap().locked);
+    assert!(stub.login(&n("lockme"), STRONG).is_none());
+    run(false, false).code(0);
+    assert!(stub.login(&n("lockme"), STRONG).is_some());
 }
 
 /// The fields Synapse keeps (display name, emails, rooms) go through its
@@ -666,7 +674,7 @@ fn locked_locks_and_unlocks_through_mas() {
 /// afterwards; for a new account and an existing one alike.
 #[test]
 fn synapses_fields_go_through_a_personal_session_that_is_ended() {
-    let stub = Stub::start();
+    let stub = Stub::stub_only();
     let dir = tempfile::tempdir().unwrap();
     let room = stub.add_room("#lobby:test.local");
     stub.add_user("had", STRONG);

@@ -8,8 +8,11 @@
 //! only), the Admin API's users, passwords (zxcvbn, as MAS judges them),
 //! admin flag, lock and deactivation, personal sessions, login at MAS's
 //! compatibility endpoint, and Synapse's 404 on the shared-secret endpoint.
-//! Two things the recording does not show are Synapse's own: its
-//! federation key endpoint (the server's name) and `whoami`.
+//! What the recording does not show is answered as the real servers do:
+//! MAS's `site-config` (its server name and password complexity), and
+//! Synapse's `whoami`, room directory and admin API behind MAS (users,
+//! joined rooms, joins), which accept a personal session's token with
+//! Synapse's admin scope.
 
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -72,11 +75,47 @@ pub struct Stub {
     pub mas_url: String,
     pub secret: String,
     state: Arc<Mutex<State>>,
+    /// The real MAS and Synapse these tests run against instead, when
+    /// `RNMU_TEST_MAS_BIN` is set (`mas_real`).
+    real: Option<&'static crate::mas_real::Real>,
+    /// Put before every username, so tests sharing the real servers keep
+    /// apart (empty for the stub, which each test has to itself).
+    prefix: String,
 }
 
 impl Stub {
+    /// The stub, or the real servers when `RNMU_TEST_MAS_BIN` is set.
     pub fn start() -> Stub {
+        match crate::mas_real::real() {
+            Some(r) => Stub {
+                synapse_url: r.synapse.url.clone(),
+                mas_url: r.mas_url.clone(),
+                secret: r.secret.clone(),
+                state: Arc::default(),
+                real: Some(r),
+                prefix: crate::fresh("m"),
+            },
+            None => Stub::stub_only(),
+        }
+    }
+
+    /// The stub, always: for tests that look at what it saw.
+    pub fn stub_only() -> Stub {
         Stub::with_token_lifetime(300)
+    }
+
+    pub fn is_real(&self) -> bool {
+        self.real.is_some()
+    }
+
+    /// A username of this test.
+    pub fn name(&self, n: &str) -> String {
+        format!("{}{n}", self.prefix)
+    }
+
+    pub fn server_name(&self) -> String {
+        self.real
+            .map_or(SERVER_NAME.to_string(), |r| r.server_name.clone())
     }
 
     /// A stub whose admin tokens last `secs` (MAS gives 300).
@@ -107,15 +146,41 @@ impl Stub {
             mas_url,
             secret,
             state,
+            real: None,
+            prefix: String::new(),
         }
     }
 
     pub fn user(&self, name: &str) -> Option<StubUser> {
+        if let Some(r) = self.real {
+            return real_user(r, name);
+        }
         self.state.lock().unwrap().users.get(name).cloned()
     }
 
     /// Adds a user as if made earlier (with a password, not an admin).
     pub fn add_user(&self, name: &str, password: &str) {
+        if let Some(r) = self.real {
+            let token = crate::mas_real::admin_token(r);
+            let (status, u) = request(
+                &r.mas_url,
+                "POST",
+                "/api/admin/v1/users",
+                Some(&token),
+                &json!({"username": name}),
+            );
+            assert_eq!(status, 201, "{u}");
+            let id = u["data"]["id"].as_str().unwrap();
+            let (status, _) = request(
+                &r.mas_url,
+                "POST",
+                &format!("/api/admin/v1/users/{id}/set-password"),
+                Some(&token),
+                &json!({"password": password, "skip_password_check": true}),
+            );
+            assert_eq!(status, 204);
+            return;
+        }
         let mut st = self.state.lock().unwrap();
         let id = new_id(&mut st);
         st.users.insert(
@@ -197,6 +262,32 @@ impl Stub {
         std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         p.display().to_string()
     }
+}
+
+/// A user as the real MAS's Admin API shows it (what MAS does not show, a
+/// password or an erasure, is left unset).
+fn real_user(r: &crate::mas_real::Real, name: &str) -> Option<StubUser> {
+    let token = crate::mas_real::admin_token(r);
+    let (status, u) = request(
+        &r.mas_url,
+        "GET",
+        &format!("/api/admin/v1/users/by-username/{name}"),
+        Some(&token),
+        &Value::Null,
+    );
+    if status == 404 {
+        return None;
+    }
+    let a = &u["data"]["attributes"];
+    Some(StubUser {
+        id: u["data"]["id"].as_str().unwrap().to_string(),
+        username: a["username"].as_str().unwrap().to_string(),
+        admin: a["admin"].as_bool().unwrap(),
+        locked: !a["locked_at"].is_null(),
+        deactivated: !a["deactivated_at"].is_null(),
+        created: 1,
+        ..StubUser::default()
+    })
 }
 
 struct Ctx {
@@ -619,6 +710,12 @@ fn mas(ctx: &Ctx, method: &str, path: &str, head: &str, body: &str) -> (u16, Val
     }
     let segs: Vec<&str> = rest.split('/').collect();
     match (method, segs.as_slice()) {
+        // MAS's own configuration (its Admin API; not among the recordings).
+        ("GET", ["site-config"]) => (
+            200,
+            json!({"server_name": SERVER_NAME, "password_login_enabled": true,
+                   "password_registration_enabled": false, "minimum_password_complexity": 3}),
+        ),
         ("GET", ["users", "by-username", name]) => {
             let name = name.to_lowercase();
             match st.users.get(&name) {
