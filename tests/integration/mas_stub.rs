@@ -104,10 +104,6 @@ impl Stub {
         Stub::with_token_lifetime(300)
     }
 
-    pub fn is_real(&self) -> bool {
-        self.real.is_some()
-    }
-
     /// A username of this test.
     pub fn name(&self, n: &str) -> String {
         format!("{}{n}", self.prefix)
