@@ -674,17 +674,22 @@ fn locked_locks_and_unlocks_through_mas() {
 /// afterwards; for a new account and an existing one alike.
 #[test]
 fn synapses_fields_go_through_a_personal_session_that_is_ended() {
-    let stub = Stub::stub_only();
+    let stub = Stub::start();
+    let n = |s: &str| stub.name(s);
     let dir = tempfile::tempdir().unwrap();
-    let room = stub.add_room("#lobby:test.local");
-    stub.add_user("had", STRONG);
+    let alias = format!("#{}:{}", n("lobby"), stub.server_name());
+    let room = stub.add_room(&alias);
+    stub.add_user(&n("had"), STRONG);
     let input = dir.path().join("f.jsonl");
+    let rows = [
+        serde_json::json!({"username": n("had"), "displayname": "Had", "rooms": [alias],
+                           "emails": [format!("{}@example.org", n("had"))]}),
+        serde_json::json!({"username": n("fresh"), "password": STRONG, "displayname": "Fresh",
+                           "rooms": [alias]}),
+    ];
     std::fs::write(
         &input,
-        format!(
-            "{{\"username\": \"had\", \"displayname\": \"Had\", \"rooms\": [\"#lobby:test.local\"], \"emails\": [\"had@example.org\"]}}\n\
-             {{\"username\": \"fresh\", \"password\": \"{STRONG}\", \"displayname\": \"Fresh\", \"rooms\": [\"#lobby:test.local\"]}}\n"
-        ),
+        rows.iter().map(|r| format!("{r}\n")).collect::<String>(),
     )
     .unwrap();
     let run = |plan: bool| {
@@ -701,20 +706,23 @@ fn synapses_fields_go_through_a_personal_session_that_is_ended() {
         Test::new().args(a).hang_after(120).run()
     };
     let plan = run(true);
-    plan.code(4).stdout_has("displayname \"had\" -> \"Had\"");
-    assert!(stub.user("had").unwrap().displayname.is_none());
+    plan.code(4)
+        .stdout_has(&format!("displayname \"{}\" -> \"Had\"", n("had")));
+    assert_eq!(stub.synapse_view(&n("had")).0, Some(n("had")));
     run(false).code(0);
-    let had = stub.user("had").unwrap();
-    assert_eq!(had.displayname.as_deref(), Some("Had"));
-    assert_eq!(had.emails, vec!["had@example.org".to_string()]);
-    assert_eq!(had.rooms, vec![room.clone()]);
-    let fresh = stub.user("fresh").unwrap();
-    assert_eq!(fresh.displayname.as_deref(), Some("Fresh"));
-    assert_eq!(fresh.rooms, vec![room]);
-    assert!(stub.login("fresh", STRONG).is_some());
-    let (opened, live) = stub.personal_sessions();
-    assert!(opened > 0);
-    assert_eq!(live, 0, "a personal session was left open");
+    let (name, emails, rooms) = stub.synapse_view(&n("had"));
+    assert_eq!(name.as_deref(), Some("Had"));
+    assert_eq!(emails, vec![format!("{}@example.org", n("had"))]);
+    assert_eq!(rooms, vec![room.clone()]);
+    let (name, _, rooms) = stub.synapse_view(&n("fresh"));
+    assert_eq!(name.as_deref(), Some("Fresh"));
+    assert_eq!(rooms, vec![room]);
+    assert!(stub.login(&n("fresh"), STRONG).is_some());
+    if !stub.is_real() {
+        let (opened, live) = stub.personal_sessions();
+        assert!(opened > 0);
+        assert_eq!(live, 0, "a personal session was left open");
+    }
     // A rerun finds nothing to change.
     run(false).code(0);
     run(true).code(0);

@@ -32,7 +32,26 @@ pub struct Real {
 pub fn real() -> Option<&'static Real> {
     let bin = std::env::var_os("RNMU_TEST_MAS_BIN")?;
     static REAL: OnceLock<Real> = OnceLock::new();
-    Some(REAL.get_or_init(|| start(Path::new(&bin))))
+    Some(REAL.get_or_init(|| {
+        // Started from a thread that never ends: the servers are told to
+        // die when the thread that started them does (PR_SET_PDEATHSIG),
+        // which is then when the test binary exits.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let r = std::panic::catch_unwind(|| start(Path::new(&bin)));
+            let failed = r.is_err();
+            let _ = tx.send(r);
+            if !failed {
+                loop {
+                    std::thread::park();
+                }
+            }
+        });
+        match rx.recv().unwrap() {
+            Ok(r) => r,
+            Err(e) => std::panic::resume_unwind(e),
+        }
+    }))
 }
 
 fn free_port() -> u16 {
@@ -68,7 +87,7 @@ fn as_postgres(program: &str) -> Command {
     c
 }
 
-fn wait_for(url: &str, what: &str, child: &mut Child) {
+fn wait_for(url: &str, what: &str, child: &mut Child, log: &Path) {
     let until = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(r) = reqwest::blocking::get(url) {
@@ -77,7 +96,12 @@ fn wait_for(url: &str, what: &str, child: &mut Child) {
             }
         }
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("{what} exited with {status}");
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            panic!(
+                "{what} exited with {status}:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
         }
         assert!(Instant::now() < until, "{what} did not come up within 60 s");
         std::thread::sleep(Duration::from_millis(100));
@@ -154,7 +178,16 @@ fn start(bin: &Path) -> Real {
     children.push(postgres);
 
     // Synapse, delegating to MAS at a port chosen now.
-    let (mas_port, health_port) = (free_port(), free_port());
+    // MAS's ports stay taken until MAS starts, so that nothing started
+    // meanwhile (Synapse picks ports of its own) is given them.
+    let hold = [
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+    ];
+    let (mas_port, health_port) = (
+        hold[0].local_addr().unwrap().port(),
+        hold[1].local_addr().unwrap().port(),
+    );
     let synapse_secret = format!("synapse-mas-secret-{}", std::process::id());
     let synapse = crate::synapse_with(
         "mas-real",
@@ -231,6 +264,7 @@ fn start(bin: &Path) -> Real {
             .arg(&cfg),
         "mas-cli database migrate",
     );
+    drop(hold);
     let mut mas = Command::new("setpriv")
         .args(["--pdeathsig", "TERM"])
         .arg(bin)
@@ -244,6 +278,7 @@ fn start(bin: &Path) -> Real {
         &format!("http://127.0.0.1:{health_port}/health"),
         "MAS",
         &mut mas,
+        &d.join("mas.log"),
     );
     children.push(mas);
     Real {

@@ -202,8 +202,93 @@ impl Stub {
             .count()
     }
 
-    /// A public room Synapse has, by alias: its ID.
+    pub fn is_real(&self) -> bool {
+        self.real.is_some()
+    }
+
+    /// What Synapse keeps of `name`: display name, emails, joined rooms.
+    pub fn synapse_view(&self, name: &str) -> (Option<String>, Vec<String>, Vec<String>) {
+        let Some(r) = self.real else {
+            let u = self.user(name).unwrap();
+            return (u.displayname, u.emails, u.rooms);
+        };
+        // A personal session with Synapse's admin scope, for this look only.
+        let token = crate::mas_real::admin_token(r);
+        let id = self.user(name).unwrap().id;
+        let (status, s) = request(
+            &r.mas_url,
+            "POST",
+            "/api/admin/v1/personal-sessions",
+            Some(&token),
+            &json!({"actor_user_id": id, "human_name": "test", "scope": "urn:matrix:client:api:* urn:synapse:admin:*", "expires_in": 60}),
+        );
+        assert_eq!(status, 201, "{s}");
+        let pat = s["data"]["attributes"]["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let user_id = format!("@{name}:{}", r.server_name)
+            .replace('@', "%40")
+            .replace(':', "%3A");
+        let (_, u) = request(
+            &r.synapse.url,
+            "GET",
+            &format!("/_synapse/admin/v2/users/{user_id}"),
+            Some(&pat),
+            &Value::Null,
+        );
+        let (_, rooms) = request(
+            &r.synapse.url,
+            "GET",
+            &format!("/_synapse/admin/v1/users/{user_id}/joined_rooms"),
+            Some(&pat),
+            &Value::Null,
+        );
+        let sid = s["data"]["id"].as_str().unwrap();
+        request(
+            &r.mas_url,
+            "POST",
+            &format!("/api/admin/v1/personal-sessions/{sid}/revoke"),
+            Some(&token),
+            &Value::Null,
+        );
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        };
+        let emails = u["threepids"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["address"].as_str().map(str::to_string))
+            .collect();
+        (
+            u["displayname"].as_str().map(str::to_string),
+            emails,
+            strings(&rooms["joined_rooms"]),
+        )
+    }
+
+    /// A public room Synapse has, by alias (`#local:server`): its ID.
     pub fn add_room(&self, alias: &str) -> String {
+        if let Some(r) = self.real {
+            let owner = self.name("roomowner");
+            self.add_user(&owner, "Room-Owner-Password-77");
+            let token = self.login(&owner, "Room-Owner-Password-77").unwrap();
+            let local = alias.trim_start_matches('#').split(':').next().unwrap();
+            let (status, room) = request(
+                &r.synapse.url,
+                "POST",
+                "/_matrix/client/v3/createRoom",
+                Some(&token),
+                &json!({"preset": "public_chat", "room_alias_name": local, "visibility": "public"}),
+            );
+            assert_eq!(status, 200, "{room}");
+            return room["room_id"].as_str().unwrap().to_string();
+        }
         let mut st = self.state.lock().unwrap();
         let id = format!("!room{}:{SERVER_NAME}", st.rooms.len() + 1);
         st.rooms.insert(alias.to_string(), id.clone());
