@@ -210,7 +210,8 @@ impl Stub {
     pub fn synapse_view(&self, name: &str) -> (Option<String>, Vec<String>, Vec<String>) {
         let Some(r) = self.real else {
             let u = self.user(name).unwrap();
-            return (u.displayname, u.emails, u.rooms);
+            // As the stub's Synapse answers: a new account's name is its localpart.
+            return (u.displayname.or(Some(name.to_string())), u.emails, u.rooms);
         };
         // A personal session with Synapse's admin scope, for this look only.
         let token = crate::mas_real::admin_token(r);
