@@ -727,3 +727,52 @@ fn synapses_fields_go_through_a_personal_session_that_is_ended() {
     run(false).code(0);
     run(true).code(0);
 }
+
+/// welcome.lua works the same behind MAS, with a bot token MAS issued (a
+/// login at MAS): each new user gets one direct chat with one message.
+#[test]
+fn welcome_greets_with_a_bot_token_mas_issued() {
+    let stub = Stub::start();
+    let n = |s: &str| stub.name(s);
+    let dir = tempfile::tempdir().unwrap();
+    stub.add_user(&n("bot"), STRONG);
+    let bot = stub
+        .login(&n("bot"), STRONG)
+        .expect("the bot logs in at MAS");
+    let users: Vec<String> = (0..3).map(|i| n(&format!("welcomed{i}"))).collect();
+    let file = dir.path().join("w.csv");
+    std::fs::write(&file, format!("username\n{}\n", users.join("\n"))).unwrap();
+    let out = dir.path().join("w.jsonl");
+    let mut a = creds(&stub, dir.path());
+    a.extend([
+        "--batch".into(),
+        file.display().to_string(),
+        "-o".into(),
+        out.display().to_string(),
+        "-q".into(),
+    ]);
+    for h in ["generate-password.lua", "welcome.lua"] {
+        a.extend([
+            "--hook".into(),
+            crate::rig::root()
+                .join("hooks")
+                .join(h)
+                .display()
+                .to_string(),
+        ]);
+    }
+    a.push(stub.synapse_url.clone());
+    Test::new()
+        .args(a)
+        .env("RNMU_WELCOME_TOKEN", &bot)
+        .hang_after(300)
+        .run()
+        .code(0);
+    for u in &users {
+        let id = format!("@{u}:{}", stub.server_name());
+        let chats = stub.chats_with(&bot, &id);
+        assert_eq!(chats.len(), 1, "{u}: {chats:?}");
+        assert_eq!(chats[0].len(), 1, "{u}: {chats:?}");
+        assert!(chats[0][0].contains(&id), "{u}: {chats:?}");
+    }
+}

@@ -67,6 +67,9 @@ struct State {
     personal_opened: usize,
     /// Rooms Synapse has: alias to ID.
     rooms: HashMap<String, String>,
+    /// Rooms made through the client API: ID to (creator, invited, messages
+    /// by transaction ID).
+    chats: HashMap<String, (String, Vec<String>, Vec<(String, String)>)>,
     seen: Vec<Seen>,
 }
 
@@ -294,6 +297,80 @@ impl Stub {
         let id = format!("!room{}:{SERVER_NAME}", st.rooms.len() + 1);
         st.rooms.insert(alias.to_string(), id.clone());
         id
+    }
+
+    /// The direct chats the holder of `bot_token` made with `user_id`, each
+    /// with its messages: from the stub's records, or, on the real servers,
+    /// through the client API as the bot.
+    pub fn chats_with(&self, bot_token: &str, user_id: &str) -> Vec<Vec<String>> {
+        let Some(r) = self.real else {
+            let st = self.state.lock().unwrap();
+            return st
+                .chats
+                .values()
+                .filter(|(_, invited, _)| invited == &vec![user_id.to_string()])
+                .map(|(_, _, msgs)| msgs.iter().map(|(_, b)| b.clone()).collect())
+                .collect();
+        };
+        let base = &r.synapse.url;
+        let enc = |s: &str| {
+            s.replace('!', "%21")
+                .replace(':', "%3A")
+                .replace('@', "%40")
+        };
+        let (_, joined) = request(
+            base,
+            "GET",
+            "/_matrix/client/v3/joined_rooms",
+            Some(bot_token),
+            &Value::Null,
+        );
+        let mut out = Vec::new();
+        for room in joined["joined_rooms"].as_array().unwrap() {
+            let room = room.as_str().unwrap();
+            let (_, members) = request(
+                base,
+                "GET",
+                &format!("/_matrix/client/v3/rooms/{}/members", enc(room)),
+                Some(bot_token),
+                &Value::Null,
+            );
+            let others: Vec<String> = members["chunk"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|e| matches!(e["content"]["membership"].as_str(), Some("invite" | "join")))
+                .filter_map(|e| e["state_key"].as_str().map(str::to_string))
+                .filter(|m| m != user_id)
+                .collect();
+            let (_, msgs) = request(
+                base,
+                "GET",
+                &format!(
+                    "/_matrix/client/v3/rooms/{}/messages?dir=b&limit=100",
+                    enc(room)
+                ),
+                Some(bot_token),
+                &Value::Null,
+            );
+            let has_user = members["chunk"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|e| e["state_key"] == user_id);
+            if has_user && others.len() == 1 {
+                out.push(
+                    msgs["chunk"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|e| e["type"] == "m.room.message")
+                        .filter_map(|e| e["content"]["body"].as_str().map(str::to_string))
+                        .collect(),
+                );
+            }
+        }
+        out
     }
 
     /// Personal sessions opened, and those still live.
@@ -544,6 +621,56 @@ fn synapse(ctx: &Ctx, method: &str, path: &str, head: &str, body: &str) -> (u16,
             };
         }
         _ => {}
+    }
+    // Rooms a bot makes (welcome.lua's direct chats), and its messages.
+    if (method, path) == ("POST", "/_matrix/client/v3/createRoom")
+        || path.starts_with("/_matrix/client/v3/rooms/")
+    {
+        let mut st = ctx.state.lock().unwrap();
+        let Some(me) = bearer(head).and_then(|t| st.sessions.get(&t).cloned()) else {
+            return (
+                401,
+                json!({"errcode": "M_UNKNOWN_TOKEN", "error": "Invalid access token"}),
+            );
+        };
+        if method == "POST" {
+            let alias = json["room_alias_name"]
+                .as_str()
+                .map(|a| format!("#{a}:{SERVER_NAME}"));
+            if alias.as_ref().is_some_and(|a| st.rooms.contains_key(a)) {
+                return (
+                    400,
+                    json!({"errcode": "M_ROOM_IN_USE", "error": "Room alias already taken"}),
+                );
+            }
+            let id = format!("!chat{}:{SERVER_NAME}", st.chats.len() + 1);
+            let invited = json["invite"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect();
+            st.chats.insert(id.clone(), (me, invited, Vec::new()));
+            if let Some(a) = alias {
+                st.rooms.insert(a, id.clone());
+            }
+            return (200, json!({"room_id": id}));
+        }
+        // PUT /rooms/<id>/send/m.room.message/<txn>
+        let parts: Vec<String> = path.split('/').map(decode).collect();
+        if let (Some(room), Some(txn)) = (parts.get(5), parts.get(8)) {
+            let body = json["body"].as_str().unwrap_or("").to_string();
+            if let Some(chat) = st.chats.get_mut(room) {
+                if !chat.2.iter().any(|(t, _)| t == txn) {
+                    chat.2.push((txn.clone(), body));
+                }
+                return (200, json!({"event_id": format!("$ev{txn}")}));
+            }
+        }
+        return (
+            404,
+            json!({"errcode": "M_NOT_FOUND", "error": "Unknown room"}),
+        );
     }
     if let Some(alias) = path.strip_prefix("/_matrix/client/v3/directory/room/") {
         let st = ctx.state.lock().unwrap();
