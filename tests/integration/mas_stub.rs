@@ -53,6 +53,10 @@ pub struct Seen {
     pub body: String,
 }
 
+/// A room made through the client API: its creator, who was invited, and
+/// its messages by transaction ID.
+type Chat = (String, Vec<String>, Vec<(String, String)>);
+
 #[derive(Default)]
 struct State {
     users: HashMap<String, StubUser>,
@@ -69,7 +73,7 @@ struct State {
     rooms: HashMap<String, String>,
     /// Rooms made through the client API: ID to (creator, invited, messages
     /// by transaction ID).
-    chats: HashMap<String, (String, Vec<String>, Vec<(String, String)>)>,
+    chats: HashMap<String, Chat>,
     seen: Vec<Seen>,
 }
 
