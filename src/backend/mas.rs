@@ -136,6 +136,13 @@ impl MasBackend {
                             .map_err(|e| {
                                 Failure::new("opening a session for Synapse's admin API", e)
                             })?;
+                        // An interrupted run revokes it too.
+                        let (hs, setup, sid) = (self.hs.clone(), self.setup.clone(), id.clone());
+                        crate::homeserver::sessions::opened_other(&t, move || {
+                            Mas::new(hs.once(), &setup.creds)
+                                .revoke_personal_session(&sid)
+                                .is_ok()
+                        });
                         *opened = Some((id, t.clone()));
                         t
                     }
@@ -340,9 +347,11 @@ impl Drop for MasBackend {
             .synapse
             .as_ref()
             .and_then(|s| s.opened.borrow_mut().take());
-        if let Some((id, _)) = opened {
+        if let Some((id, token)) = opened {
             // It ends by itself within SESSION_SECS if this is lost.
-            let _ = self.mas().revoke_personal_session(&id);
+            if self.mas().revoke_personal_session(&id).is_ok() {
+                crate::homeserver::sessions::closed(&token);
+            }
         }
     }
 }

@@ -9,11 +9,16 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 struct Open {
-    hs: Homeserver,
     token: Secret,
-    /// The account is one this run registered: every session of it is the
-    /// tool's, and all of them end (`/logout/all`).
-    all: bool,
+    end: End,
+}
+
+enum End {
+    /// A logout at `hs`; `all`: the account is one this run registered, so
+    /// every session of it is the tool's, and all of them end (`/logout/all`).
+    Logout { hs: Homeserver, all: bool },
+    /// Some other way (revoking a MAS personal session): whether it ended.
+    Other(Box<dyn FnOnce() -> bool + Send>),
 }
 
 static OPEN: Mutex<Vec<Open>> = Mutex::new(Vec::new());
@@ -25,9 +30,19 @@ fn open() -> std::sync::MutexGuard<'static, Vec<Open>> {
 /// A session the tool now holds.
 pub fn opened(hs: &Homeserver, token: &Secret, all: bool) {
     open().push(Open {
-        hs: hs.clone(),
         token: token.clone(),
-        all,
+        end: End::Logout {
+            hs: hs.clone(),
+            all,
+        },
+    });
+}
+
+/// A session that ends some other way than a logout (`end`, tried once).
+pub fn opened_other(token: &Secret, end: impl FnOnce() -> bool + Send + 'static) {
+    open().push(Open {
+        token: token.clone(),
+        end: End::Other(Box::new(end)),
     });
 }
 
@@ -53,13 +68,12 @@ pub fn end_all(within: Duration) -> (usize, usize) {
     for s in sessions {
         let tx = tx.clone();
         std::thread::spawn(move || {
-            let hs = s.hs.once();
-            let ok = if s.all {
-                hs.logout_all(&s.token)
-            } else {
-                hs.logout(&s.token)
+            let ok = match s.end {
+                End::Logout { hs, all: true } => hs.once().logout_all(&s.token).is_ok(),
+                End::Logout { hs, all: false } => hs.once().logout(&s.token).is_ok(),
+                End::Other(end) => end(),
             };
-            let _ = tx.send(ok.is_ok());
+            let _ = tx.send(ok);
         });
     }
     drop(tx);
