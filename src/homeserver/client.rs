@@ -239,19 +239,9 @@ pub enum Body<'a> {
     Form(&'a [(&'a str, &'a str)]),
 }
 
-/// Form-encodes pairs.
+/// Form-encodes pairs (percent-encoded as path segments are).
 fn form(pairs: &[(&str, &str)]) -> String {
-    let enc = |s: &str| {
-        let mut out = String::new();
-        for b in s.bytes() {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                out.push(b as char);
-            } else {
-                out.push_str(&format!("%{b:02X}"));
-            }
-        }
-        out
-    };
+    let enc = super::admin::segment;
     pairs
         .iter()
         .map(|(k, v)| format!("{}={}", enc(k), enc(v)))

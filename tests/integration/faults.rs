@@ -130,7 +130,7 @@ fn next_random(state: &AtomicU64) -> u64 {
 }
 
 /// Reads one HTTP message head and its Content-Length body.
-fn read_message(s: &mut TcpStream) -> std::io::Result<(String, Vec<u8>)> {
+pub fn read_message(s: &mut TcpStream) -> std::io::Result<(String, Vec<u8>)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     let head_end = loop {

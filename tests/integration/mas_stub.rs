@@ -16,7 +16,7 @@
 
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -487,34 +487,6 @@ fn request(
     (status, r.json().unwrap_or(Value::Null))
 }
 
-fn read_message(s: &mut TcpStream) -> std::io::Result<(String, Vec<u8>)> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = s.read(&mut chunk)?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let len = header(&head, "content-length")
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    let mut body = buf[head_end..].to_vec();
-    while body.len() < len {
-        let n = s.read(&mut chunk)?;
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    Ok((head, body))
-}
-
 fn header(head: &str, name: &str) -> Option<String> {
     head.lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;
@@ -526,7 +498,7 @@ fn header(head: &str, name: &str) -> Option<String> {
 
 fn serve(mut s: TcpStream, server: &'static str, ctx: &Ctx) {
     // Keep-alive, as the real servers do.
-    while let Ok((head, body)) = read_message(&mut s) {
+    while let Ok((head, body)) = crate::faults::read_message(&mut s) {
         let line = head.lines().next().unwrap_or("").to_string();
         let mut parts = line.split(' ');
         let method = parts.next().unwrap_or("").to_string();
