@@ -337,3 +337,30 @@ pub fn username_valid(username: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"=_-./+".contains(&b))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_as_mas_judges_them() {
+        for ok in ["alice", "a.b-c_d=e/f+g", "0", &"a".repeat(255)] {
+            assert!(username_valid(ok), "{ok}");
+        }
+        // As recorded: uppercase, a space, a leading _, a full MXID, 256 characters.
+        for bad in ["Alice", "not valid", "_svc", "@carol:test.local", &"a".repeat(256), ""] {
+            assert!(!username_valid(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn error_titles_are_joined() {
+        let body = serde_json::json!({"errors": [{"title": "Invalid type of access token"},
+                                                 {"title": "invalid token format"}]});
+        assert_eq!(
+            titles(&body).as_deref(),
+            Some("Invalid type of access token; invalid token format")
+        );
+        assert_eq!(titles(&serde_json::json!({"raw": "x"})), None);
+    }
+}
