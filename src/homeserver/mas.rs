@@ -348,7 +348,14 @@ mod tests {
             assert!(username_valid(ok), "{ok}");
         }
         // As recorded: uppercase, a space, a leading _, a full MXID, 256 characters.
-        for bad in ["Alice", "not valid", "_svc", "@carol:test.local", &"a".repeat(256), ""] {
+        for bad in [
+            "Alice",
+            "not valid",
+            "_svc",
+            "@carol:test.local",
+            &"a".repeat(256),
+            "",
+        ] {
             assert!(!username_valid(bad), "{bad}");
         }
     }

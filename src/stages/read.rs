@@ -48,7 +48,12 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         // password settles whose it is.
         let ours = rec.maybe_sent
             && ctx.mode == crate::options::Mode::Ensure
-            && super::submit::settle_by_login(rec, ctx)?;
+            && match ctx.mas()? {
+                // Behind MAS the user may exist without its password yet:
+                // it is this row's, and is finished.
+                Some(mas) => super::submit::settle_mas(rec, ctx, &mas)?,
+                None => super::submit::settle_by_login(rec, ctx)?,
+            };
         if !ours {
             rec.outcome = Some(Outcome::Unchanged);
         }

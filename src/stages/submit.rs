@@ -256,6 +256,32 @@ fn submit_mas(rec: &mut Record, ctx: &mut Ctx<'_>, mas: &MasBackend) -> Result<(
     Ok(())
 }
 
+/// The MAS user of a row whose earlier attempt may have created it: it is
+/// the row's, and what registration sets (password, admin flag) is set.
+pub fn settle_mas(rec: &mut Record, ctx: &mut Ctx<'_>, mas: &MasBackend) -> Result<bool, Error> {
+    let username = rec.username.as_deref().unwrap_or("").trim().to_lowercase();
+    let Some(user) = mas.mas().user_by_username(&username)? else {
+        return Ok(false);
+    };
+    if rec.password.is_none() {
+        return Ok(false);
+    }
+    ctx.console.verbose(&format!(
+        "{username}: an earlier attempt may have created it in MAS; finishing it"
+    ));
+    finish_mas(
+        rec,
+        ctx,
+        mas,
+        &user.id,
+        &[mas::SET_PASSWORD, mas::SET_ADMIN],
+        false,
+    )?;
+    rec.outcome = Some(Outcome::Registered);
+    rec.created_here = true;
+    Ok(true)
+}
+
 /// Sets the `steps` registration left on the MAS user `id` (all of them
 /// when it was just created, those a results file records on a rerun);
 /// what fails leaves the account `incomplete` with the steps still to do.

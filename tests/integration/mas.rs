@@ -776,3 +776,54 @@ fn welcome_greets_with_a_bot_token_mas_issued() {
         assert!(chats[0][0].contains(&id), "{u}: {chats:?}");
     }
 }
+
+/// A row whose earlier run died between creating the MAS user and setting
+/// its password (its results file says `pending`, with the password) is
+/// finished by a rerun, with or without --ensure: the user of that name is
+/// the row's, and gets the recorded password.
+#[test]
+fn a_user_created_before_a_crash_gets_its_password_on_a_rerun() {
+    let stub = Stub::start();
+    let n = |s: &str| stub.name(s);
+    for (who, ensure) in [("pend", false), ("pendens", true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let name = n(who);
+        stub.add_bare_user(&name);
+        assert!(stub.login(&name, STRONG).is_none());
+        let rows = dir.path().join("p.csv");
+        std::fs::write(&rows, format!("username\n{name}\n")).unwrap();
+        let out = dir.path().join("p.jsonl");
+        std::fs::write(
+            &out,
+            format!(
+                "{}\n",
+                serde_json::json!({"line": 1, "status": "pending", "username": name,
+                                   "password": STRONG, "password_generated": true})
+            ),
+        )
+        .unwrap();
+        let mut a = creds(&stub, dir.path());
+        a.extend([
+            "--batch".into(),
+            rows.display().to_string(),
+            "-o".into(),
+            out.display().to_string(),
+            "-q".into(),
+        ]);
+        if ensure {
+            a.push("--ensure".into());
+        }
+        a.push(stub.synapse_url.clone());
+        Test::new().args(a).hang_after(120).run().code(0);
+        let last: serde_json::Value = serde_json::from_str(
+            std::fs::read_to_string(&out)
+                .unwrap()
+                .lines()
+                .last()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(last["status"], "registered", "{last}");
+        assert!(stub.login(&name, STRONG).is_some(), "{who}: no password");
+    }
+}

@@ -161,6 +161,34 @@ impl Stub {
         self.state.lock().unwrap().users.get(name).cloned()
     }
 
+    /// Adds a user without a password, as a create whose run died before
+    /// the next request leaves it.
+    pub fn add_bare_user(&self, name: &str) {
+        if let Some(r) = self.real {
+            let token = crate::mas_real::admin_token(r);
+            let (status, u) = request(
+                &r.mas_url,
+                "POST",
+                "/api/admin/v1/users",
+                Some(&token),
+                &json!({"username": name}),
+            );
+            assert_eq!(status, 201, "{u}");
+            return;
+        }
+        let mut st = self.state.lock().unwrap();
+        let id = new_id(&mut st);
+        st.users.insert(
+            name.to_string(),
+            StubUser {
+                id,
+                username: name.to_string(),
+                created: 1,
+                ..StubUser::default()
+            },
+        );
+    }
+
     /// Adds a user as if made earlier (with a password, not an admin).
     pub fn add_user(&self, name: &str, password: &str) {
         if let Some(r) = self.real {
