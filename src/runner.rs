@@ -166,11 +166,7 @@ impl<'h> Runner<'h> {
         let from = undone.from.as_deref().and_then(HookPoint::parse);
         let mut left: Vec<String> = Vec::new();
         for step in &undone.account {
-            left.push(match step.as_str() {
-                crate::backend::mas::SET_PASSWORD => "its password (in MAS)".into(),
-                crate::backend::mas::SET_ADMIN => "its admin flag (in MAS)".into(),
-                other => other.to_string(),
-            });
+            left.push(crate::backend::mas::step_left(step).to_string());
         }
         if let Some(from) = from {
             let start = AFTER_SUBMIT.iter().position(|p| *p == from).unwrap_or(0);

@@ -64,6 +64,15 @@ pub struct Setup {
 pub const SET_PASSWORD: &str = "password";
 pub const SET_ADMIN: &str = "admin";
 
+/// A step of [`SET_PASSWORD`], [`SET_ADMIN`] left undone, in words.
+pub fn step_left(step: &str) -> &str {
+    match step {
+        SET_PASSWORD => "its password (in MAS)",
+        SET_ADMIN => "its admin flag (in MAS)",
+        other => other,
+    }
+}
+
 pub struct MasBackend {
     setup: Arc<Setup>,
     hs: Homeserver,
@@ -240,7 +249,7 @@ impl Backend for MasBackend {
             cause: "no Synapse admin API for this backend".into(),
         })?;
         // Resolving an alias needs no token.
-        side.hs.resolve_alias(room)
+        side.hs.resolve_alias(room, None)
     }
 
     fn same_avatar(&self, account: &Account, path: &str) -> Result<bool, Failure> {
@@ -269,7 +278,9 @@ impl Backend for MasBackend {
             .is_some_and(|c| c.to == Value::Bool(false));
         if !theirs.is_empty() && !deactivating {
             let synapse = self.synapse(&user.id)?;
-            wait_until_provisioned(&synapse, user_id)?;
+            if created {
+                wait_until_provisioned(&synapse, user_id)?;
+            }
             synapse.apply(user_id, &theirs, false)?;
         }
         for (field, c) in changes {

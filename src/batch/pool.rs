@@ -415,12 +415,7 @@ fn rerun_steps(
                 "cannot finish it: no password is known to log in with".into(),
             ));
         };
-        // Behind MAS, passwords log in at MAS.
-        let hs = match ctx.resolved()?.mas.clone() {
-            Some(setup) => ctx.server_at(&setup.url)?,
-            None => ctx.server(rec)?,
-        };
-        let session = hs.login(&user, &password)?;
+        let session = ctx.login_server(rec)?.login(&user, &password)?;
         rec.access_token = session.access_token;
         rec.device_id = session.device_id;
         // A session an earlier run left live is ended with every other.

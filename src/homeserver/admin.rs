@@ -169,19 +169,7 @@ impl Admin<'_> {
 
     /// The room ID an alias names (`None`: it names none); an ID as it is.
     pub fn room_id(&self, room: &str) -> Result<Option<String>, HsError> {
-        if !room.starts_with('#') {
-            return Ok(Some(room.to_string()));
-        }
-        let path = format!("/_matrix/client/v3/directory/room/{}", segment(room));
-        let (status, json) = self.call("GET", &path, None)?;
-        match status {
-            200 => Ok(json
-                .get("room_id")
-                .and_then(Value::as_str)
-                .map(str::to_string)),
-            404 => Ok(None),
-            _ => Err(refusal(self.hs, &path, status, json)),
-        }
+        self.hs.resolve_alias(room, Some(self.token))
     }
 
     /// Joins `user_id` to `room` (an ID or an alias); the token's user must be
@@ -263,7 +251,7 @@ impl Admin<'_> {
 }
 
 /// A refusal as an error naming the URL, the status and the server's words.
-fn refusal(hs: &Homeserver, path: &str, status: u16, json: Value) -> HsError {
+pub(super) fn refusal(hs: &Homeserver, path: &str, status: u16, json: Value) -> HsError {
     let field = |k: &str| json.get(k).and_then(Value::as_str).map(str::to_string);
     HsError::Status {
         url: format!(

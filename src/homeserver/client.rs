@@ -183,9 +183,14 @@ impl Homeserver {
         )
     }
 
-    /// The room ID an alias names (`None`: none), asking the room directory,
-    /// which needs no token; an ID as it is.
-    pub fn resolve_alias(&self, room: &str) -> Result<Option<String>, HsError> {
+    /// The room ID an alias names (`None`: it names none), from the room
+    /// directory (which needs no token; `token` is sent when given); an ID
+    /// as it is.
+    pub fn resolve_alias(
+        &self,
+        room: &str,
+        token: Option<&Secret>,
+    ) -> Result<Option<String>, HsError> {
         if !room.starts_with('#') {
             return Ok(Some(room.to_string()));
         }
@@ -193,17 +198,14 @@ impl Homeserver {
             "/_matrix/client/v3/directory/room/{}",
             super::admin::segment(room)
         );
-        let (status, json) = self.request("GET", &path, None, None, Repeat::Safe)?;
+        let (status, json) = self.request("GET", &path, token, None, Repeat::Safe)?;
         match status {
             200 => Ok(json
                 .get("room_id")
                 .and_then(Value::as_str)
                 .map(str::to_string)),
             404 => Ok(None),
-            _ => Err(HsError::Body {
-                url: format!("{}{path}", self.base_url()),
-                cause: format!("answered {status}"),
-            }),
+            _ => Err(super::admin::refusal(self, &path, status, json)),
         }
     }
 

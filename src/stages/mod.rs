@@ -163,6 +163,15 @@ impl<'a> Ctx<'a> {
         self.server_at(&url)
     }
 
+    /// Where the record's passwords log in and its sessions end: MAS's
+    /// compatibility endpoint behind MAS, else the record's server.
+    pub fn login_server(&mut self, rec: &Record) -> Result<Homeserver, Error> {
+        match self.resolved()?.mas.clone() {
+            Some(setup) => self.server_at(&setup.url),
+            None => self.server(rec),
+        }
+    }
+
     /// The HTTP client for `url`.
     pub fn server_at(&mut self, url: &str) -> Result<Homeserver, Error> {
         let url = url.to_string();

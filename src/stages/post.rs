@@ -34,13 +34,10 @@ pub fn end_session(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
     let Some(token) = rec.access_token.take() else {
         return Ok(());
     };
-    // Behind MAS, sessions are MAS's: its compatibility endpoint ends them.
-    let mas_url = ctx.resolved()?.mas.as_ref().map(|m| m.url.clone());
-    let hs = match &mas_url {
-        Some(url) => ctx.server_at(url)?,
-        None => ctx.server(rec)?,
-    };
-    let result = if rec.created_here && mas_url.is_none() {
+    let hs = ctx.login_server(rec)?;
+    // Behind MAS, its compatibility endpoint ends one session at a time.
+    let behind_mas = ctx.resolved()?.mas.is_some();
+    let result = if rec.created_here && !behind_mas {
         hs.logout_all(&token)
     } else {
         hs.logout(&token)

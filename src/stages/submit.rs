@@ -109,11 +109,7 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
 /// session when they asked for one; the post stage then ends every session
 /// of the account, so one whose login answer was lost goes too.
 pub fn settle_by_login(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<bool, Error> {
-    // Behind MAS, passwords log in at MAS.
-    let hs = match ctx.resolved()?.mas.clone() {
-        Some(setup) => ctx.server_at(&setup.url)?,
-        None => ctx.server(rec)?,
-    };
+    let hs = ctx.login_server(rec)?;
     let (Some(user), Some(password)) = (rec.username.as_deref(), rec.password.as_ref()) else {
         return Ok(false);
     };
@@ -183,13 +179,15 @@ fn submit_mas(rec: &mut Record, ctx: &mut Ctx<'_>, mas: &MasBackend) -> Result<(
     let user_id = ctx.user_id(rec)?;
     let api = mas.mas();
     console.debug(&format!("POST {}/api/admin/v1/users", api.hs.base_url()));
+    let existing = || -> Result<_, Error> {
+        api.user_by_username(&username)?
+            .ok_or_else(|| Error::Input(format!("{user_id} exists, but MAS cannot find it")))
+    };
     let user = match api.create_user(&username) {
         Ok(Created::User(u)) => u,
         // An earlier attempt's create may have reached MAS: the user of that
         // name is this row's, and is finished.
-        Ok(Created::Exists) if rec.maybe_sent => api
-            .user_by_username(&username)?
-            .ok_or_else(|| Error::Input(format!("{user_id} exists, but MAS cannot find it")))?,
+        Ok(Created::Exists) if rec.maybe_sent => existing()?,
         Ok(Created::Exists) => {
             rec.user_id = Some(user_id);
             if ctx.opts.exists_ok {
@@ -206,9 +204,7 @@ fn submit_mas(rec: &mut Record, ctx: &mut Ctx<'_>, mas: &MasBackend) -> Result<(
                 Some(u) => u,
                 None => match api.create_user(&username)? {
                     Created::User(u) => u,
-                    Created::Exists => api.user_by_username(&username)?.ok_or_else(|| {
-                        Error::Input(format!("{user_id} exists, but MAS cannot find it"))
-                    })?,
+                    Created::Exists => existing()?,
                 },
             }
         }
@@ -317,12 +313,9 @@ pub fn finish_mas(
                 }),
                 left: steps[i..]
                     .iter()
-                    .map(|s| match *s {
-                        mas::SET_PASSWORD => "its password",
-                        _ => "its admin flag",
-                    })
+                    .map(|s| mas::step_left(s))
                     .collect::<Vec<_>>()
-                    .join(", "),
+                    .join("; "),
             }
         })
 }

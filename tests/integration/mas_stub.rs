@@ -64,6 +64,8 @@ struct State {
     /// Admin tokens and when they end.
     tokens: HashMap<String, Instant>,
     tokens_issued: usize,
+    /// Admin API requests refused because their token had ended.
+    expired_refused: usize,
     /// Compat and personal-session tokens, to the username.
     sessions: HashMap<String, String>,
     /// Personal sessions with Synapse's admin scope: ID to token.
@@ -413,6 +415,11 @@ impl Stub {
 
     pub fn seen(&self) -> Vec<Seen> {
         self.state.lock().unwrap().seen.clone()
+    }
+
+    /// How many Admin API requests came with a token that had ended.
+    pub fn expired_refused(&self) -> usize {
+        self.state.lock().unwrap().expired_refused
     }
 
     pub fn tokens_issued(&self) -> usize {
@@ -911,9 +918,12 @@ fn mas(ctx: &Ctx, method: &str, path: &str, head: &str, body: &str) -> (u16, Val
         return (400, errors("Missing authorization header"));
     };
     let mut st = ctx.state.lock().unwrap();
-    match st.tokens.get(&token) {
-        Some(until) if *until > Instant::now() => {}
-        Some(_) => return (401, errors("Access token has expired")),
+    match st.tokens.get(&token).copied() {
+        Some(until) if until > Instant::now() => {}
+        Some(_) => {
+            st.expired_refused += 1;
+            return (401, errors("Access token has expired"));
+        }
         None => {
             return (
                 401,
