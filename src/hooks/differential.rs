@@ -128,3 +128,44 @@ fn headers_are_the_vendored_luas() {
         );
     }
 }
+
+/// Four builders started at once on an empty folder (as parallel tests on a
+/// fresh clone start them): every one gets a working interpreter.
+#[test]
+fn builders_at_once_all_get_a_working_interpreter() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("ref-lua");
+    let builders: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(root().join("scripts/ref-lua"))
+                .env("REF_LUA_DIR", &out)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("start scripts/ref-lua")
+        })
+        .collect();
+    let probe = dir.path().join("probe.lua");
+    std::fs::write(&probe, "return ('%d'):format(6 * 7)").expect("probe");
+    for b in builders {
+        let done = b.wait_with_output().expect("wait");
+        assert!(
+            done.status.success(),
+            "a builder failed: {}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+        let bin = PathBuf::from(String::from_utf8_lossy(&done.stdout).trim());
+        let ran = Command::new(&bin).arg(&probe).output().expect("run it");
+        assert_eq!(
+            (ran.status.success(), ran.stdout.as_slice()),
+            (true, &b"42"[..])
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(&out)
+        .expect("out")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+}
