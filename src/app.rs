@@ -52,6 +52,11 @@ pub fn main() -> ExitCode {
         let _ = e.print();
         return ExitCode::from(exit::USAGE);
     }
+    if let Some(why) = misplaced(&cli) {
+        let e = clap::Error::raw(clap::error::ErrorKind::ArgumentConflict, format!("{why}\n"));
+        let _ = e.print();
+        return ExitCode::from(exit::USAGE);
+    }
     let console = Console::new(Level::from_flags(cli.quiet, cli.verbose), cli.json);
     let opts = cli.options();
     crate::interrupt::install();
@@ -67,6 +72,23 @@ pub fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// A flag that would do nothing, or something no plan says, where it is.
+fn misplaced(cli: &Cli) -> Option<&'static str> {
+    if cli.rollback.is_none() && cli.erase {
+        return Some("--erase goes with --rollback: it erases the accounts a rollback deactivates");
+    }
+    if cli.rollback.is_none() && cli.yes {
+        return Some("--yes goes with --rollback: it answers the rollback's question");
+    }
+    if cli.ensure && cli.exists_ok {
+        return Some(
+            "--exists-ok has no meaning with --ensure, which brings an existing account to what \
+             the input says: leave it out",
+        );
+    }
+    None
 }
 
 /// A password source that cannot mean what it says with `--batch`.

@@ -87,6 +87,8 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) => exit::USAGE,
+            // An account that existed was not created: a plain failure.
+            Error::AfterCreate { existed: true, .. } => exit::FAILED,
             Error::AfterCreate { .. } => exit::AFTER_CREATE,
             Error::Hinted { cause, .. } => cause.exit_code(),
             _ => exit::FAILED,

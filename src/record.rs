@@ -38,6 +38,9 @@ pub struct Record {
     /// `--ensure`: `true` locks the account (it cannot log in), `false`
     /// unlocks it.
     pub locked: Option<bool>,
+    /// `--rollback`: the user ID the results file recorded; a row whose
+    /// user ID on this server differs is refused.
+    pub recorded_user_id: Option<String>,
 
     // Filled in by the stages.
     /// The read stage's finding: whether the account existed (`None`: not read).
@@ -47,6 +50,10 @@ pub struct Record {
     /// What the apply stage is to change (hooks may change or veto entries
     /// up to `before_apply`).
     pub changes: crate::state::Changes,
+    /// The changes as the read stage planned them, before any hook: the
+    /// apply stage refuses an entry a hook added, and checks a value a
+    /// hook changed as it checks the row's.
+    pub planned: crate::state::Changes,
     /// A registration request may have reached the server without its answer
     /// reaching us (a dropped connection, a 5xx): a later "user in use" is
     /// then settled by logging in with the password.
@@ -122,6 +129,9 @@ pub enum Outcome {
     Unchanged,
     /// `--plan`: read, and nothing changed.
     Planned,
+    /// `--ensure`, `--rollback`: the account was deactivated (now, or
+    /// before: by an earlier run whose record of it was lost).
+    Deactivated,
 }
 
 /// The stages, in pipeline order.

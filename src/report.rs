@@ -68,6 +68,11 @@ pub struct Report {
     /// `--ensure`, `--plan`: each field changed (or to change), `from` and `to`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes: Option<Changes>,
+    /// `true` on a `registered` or `incomplete` line whose account this run
+    /// (or an earlier attempt of the same row) created: what `--rollback`
+    /// may undo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<bool>,
 }
 
 impl Report {
@@ -85,6 +90,7 @@ impl Report {
             admin: None,
             exists: None,
             changes: None,
+            created: None,
         }
     }
 
@@ -97,14 +103,7 @@ impl Report {
                     Some(Outcome::DryRun) => Status::DryRun,
                     Some(Outcome::Planned) => Status::Plan,
                     Some(Outcome::Unchanged) => Status::Unchanged,
-                    Some(Outcome::Updated)
-                        if rec
-                            .changes
-                            .get("active")
-                            .is_some_and(|c| c.to == serde_json::Value::Bool(false)) =>
-                    {
-                        Status::Deactivated
-                    }
+                    Some(Outcome::Deactivated) => Status::Deactivated,
                     Some(Outcome::Updated) => Status::Updated,
                     _ => Status::Registered,
                 },
@@ -130,6 +129,8 @@ impl Report {
             // A missing account declared inactive is not created: nothing to do.
             exists: rec.exists.filter(|e| *e || !rec.skips_creation()),
             changes: (rec.exists.is_some() && !rec.changes.is_empty()).then(|| rec.changes.clone()),
+            created: (matches!(status, Status::Registered | Status::Incomplete) && rec.created_here)
+                .then_some(true),
             // Nobody but this report knows a generated password; a rejected
             // row or a dry run created no account, and an account that
             // existed keeps the password it had, so there is nothing to keep.
@@ -199,6 +200,7 @@ pub fn plan_line(r: &Report) -> String {
         (Some(false), true) => format!("+ {who}: create"),
         (Some(false), false) => format!("+ {who}: create with {}", words.join(", ")),
         (_, true) => format!("  {who}: nothing to change"),
+        _ if deactivate && changes.contains_key("erase") => format!("- {who}: deactivate and erase"),
         _ if deactivate => format!("- {who}: deactivate"),
         _ => format!("~ {who}: {}", words.join("; ")),
     }

@@ -75,9 +75,34 @@ pub struct Change {
 /// Field name to change, for the fields that would change.
 pub type Changes = BTreeMap<String, Change>;
 
-/// An email address as the server keeps it.
+/// An email address as Synapse keeps it: surrounding white space dropped,
+/// the localpart case-folded (`Straße` keeps as `strasse`) and the domain
+/// lowercased. Something that is not one `@` between two parts is only
+/// lowercased (validation refuses it before anything is sent).
 pub fn canonical_email(address: &str) -> String {
-    address.trim().to_lowercase()
+    let address = python_strip(address);
+    let mut parts = address.split('@');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(local), Some(domain), None) => format!(
+            "{}@{}",
+            caseless::default_case_fold_str(local),
+            domain.to_lowercase()
+        ),
+        _ => address.to_lowercase(),
+    }
+}
+
+/// A display name as Synapse keeps it: surrounding white space dropped, and
+/// an empty one as none.
+pub fn canonical_displayname(name: &str) -> Option<String> {
+    let name = python_strip(name);
+    (!name.is_empty()).then(|| name.to_string())
+}
+
+/// `str.strip()` as Python does it: white space by Python's own rule, which
+/// counts the separators U+001C to U+001F as white space too.
+fn python_strip(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
 }
 
 /// The changes that bring `account` (`None`: it does not exist yet) to
@@ -111,7 +136,7 @@ pub fn plan(want: &Desired, account: Option<&Account>, avatar_same: bool) -> Cha
         } else {
             Value::Null
         };
-        put("displayname", from, json!(d));
+        put("displayname", from, json!(canonical_displayname(d)));
     }
     if let Some(e) = &want.emails {
         let mut to: Vec<String> = e.iter().map(|a| canonical_email(a)).collect();
@@ -155,7 +180,7 @@ pub fn describe(field: &str, c: &Change) -> String {
             Value::Null => "none".into(),
             Value::Bool(true) => "yes".into(),
             Value::Bool(false) => "no".into(),
-            Value::String(s) => format!("{s:?}"),
+            Value::String(s) => quoted(s),
             Value::Array(a) if a.is_empty() => "[]".into(),
             Value::Array(a) => format!(
                 "[{}]",
@@ -172,6 +197,26 @@ pub fn describe(field: &str, c: &Change) -> String {
         return format!("rooms {}", add.join(" "));
     }
     format!("{field} {} -> {}", shown(&c.from), shown(&c.to))
+}
+
+/// Text as it is, in double quotes, so that a space or a quote in it stays
+/// unambiguous: only `"`, `\\` and control characters are escaped.
+pub fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// The rooms a change of `rooms` still has to join: those of `to` that are
@@ -225,6 +270,37 @@ mod tests {
         assert_eq!(describe("admin", &c["admin"]), "admin no -> yes");
         assert_eq!(describe("rooms", &c["rooms"]), "rooms +#new:hs");
         assert_eq!(rooms_to_join(&c["rooms"]), ["#new:hs"]);
+    }
+
+    #[test]
+    fn names_are_shown_as_they_are() {
+        let c = Change {
+            from: Value::Null,
+            to: json!("Olúwásẹ̀yí \"Ade\"\n"),
+        };
+        assert_eq!(
+            describe("displayname", &c),
+            "displayname none -> \"Olúwásẹ̀yí \\\"Ade\\\"\\n\""
+        );
+    }
+
+    #[test]
+    fn values_compare_as_synapse_keeps_them() {
+        assert_eq!(canonical_email(" Straße@Example.ORG "), "strasse@example.org");
+        assert_eq!(canonical_displayname("  "), None);
+        assert_eq!(canonical_displayname(" Al "), Some("Al".into()));
+        let have = Account {
+            displayname: None,
+            emails: vec!["strasse@example.org".into()],
+            active: true,
+            ..Account::default()
+        };
+        let want = Desired {
+            displayname: Some(String::new()),
+            emails: Some(vec!["Straße@Example.org".into()]),
+            ..Desired::default()
+        };
+        assert!(plan(&want, Some(&have), false).is_empty());
     }
 
     #[test]

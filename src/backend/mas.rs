@@ -76,7 +76,6 @@ pub fn step_left(step: &str) -> &str {
 pub struct MasBackend {
     setup: Arc<Setup>,
     hs: Homeserver,
-    erase: bool,
     /// Synapse, for the fields that are its own.
     synapse: Option<SynapseSide>,
 }
@@ -107,11 +106,10 @@ const SESSION_SECS: u64 = 600;
 
 impl MasBackend {
     /// `hs`: a client for MAS's URL.
-    pub fn new(setup: Arc<Setup>, hs: Homeserver, erase: bool) -> Self {
+    pub fn new(setup: Arc<Setup>, hs: Homeserver) -> Self {
         MasBackend {
             setup,
             hs,
-            erase,
             synapse: None,
         }
     }
@@ -162,7 +160,6 @@ impl MasBackend {
             side.hs.clone(),
             token,
             side.shared.clone(),
-            self.erase,
         ))
     }
 
@@ -260,6 +257,29 @@ impl Backend for MasBackend {
         self.synapse(&user.id)?.same_avatar(account, path)
     }
 
+    fn email_owner(&self, user_id: &str, address: &str) -> Result<Option<String>, Failure> {
+        let user = self
+            .user(user_id)
+            .map_err(|e| Failure::new(format!("reading {user_id} in MAS"), e))?;
+        match user {
+            Some(u) => self.synapse(&u.id)?.email_owner(user_id, address),
+            // Not created yet: the lookup is the operator's to make.
+            None => match self.synapse.as_ref().and_then(|s| s.token.clone()) {
+                Some(t) => {
+                    let side = self.synapse.as_ref().map(|s| s.hs.clone());
+                    match side {
+                        Some(hs) => hs
+                            .admin(&t)
+                            .threepid_owner("email", address)
+                            .map_err(|e| Failure::new(format!("looking up who has {address}"), e)),
+                        None => Ok(None),
+                    }
+                }
+                None => Ok(None),
+            },
+        }
+    }
+
     fn apply(&self, user_id: &str, changes: &Changes, created: bool) -> Result<(), Failure> {
         let user = self
             .user(user_id)
@@ -286,10 +306,12 @@ impl Backend for MasBackend {
         for (field, c) in changes {
             match field.as_str() {
                 f if SYNAPSE_FIELDS.contains(&f) => {}
+                // Goes with the deactivation.
+                "erase" => {}
                 "active" if c.to == Value::Bool(false) => {
                     // Nothing else is worth changing on an account that goes.
                     return mas
-                        .deactivate(&user.id, self.erase)
+                        .deactivate(&user.id, changes.contains_key("erase"))
                         .map_err(|e| Failure::new(format!("deactivating {user_id}"), e));
                 }
                 "active" => {

@@ -7,6 +7,7 @@
 //! to the Matrix Authentication Service: its Admin API does everything. A
 //! server kind is one module here, with its own stages.
 
+pub mod avatar;
 pub mod mas;
 pub mod synapse;
 
@@ -42,8 +43,13 @@ pub trait Backend {
     /// Whether the local image file `path` is the account's avatar already.
     fn same_avatar(&self, account: &Account, path: &str) -> Result<bool, Failure>;
 
+    /// Who has the email address `address` (`None`: nobody); `user_id` is
+    /// the account it is for.
+    fn email_owner(&self, user_id: &str, address: &str) -> Result<Option<String>, Failure>;
+
     /// Makes `changes`, field by field; `created`: the account was just
-    /// registered, with the fields registration sets already set.
+    /// registered, with the fields registration sets already set. A change
+    /// of `erase` goes with deactivation.
     fn apply(&self, user_id: &str, changes: &Changes, created: bool) -> Result<(), Failure>;
 
     /// Deactivates the account (and erases it when asked).

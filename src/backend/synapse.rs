@@ -31,29 +31,35 @@ const DRY_RUN: [Stage; 5] = [
 const PLAN: [Stage; 4] = [Stage::Config, Stage::Input, Stage::Validate, Stage::Read];
 
 /// What every record of a run shares: avatars uploaded (by SHA-256) and
-/// aliases resolved, so a file given to many users is uploaded once.
+/// aliases resolved, so a file given to many users is uploaded once, even
+/// by workers that reach it at the same moment (one uploads, the others
+/// wait for its URI).
 #[derive(Debug, Default)]
 pub struct Shared {
-    uploads: Mutex<HashMap<String, String>>,
+    uploads: Mutex<HashMap<String, Arc<Mutex<Option<String>>>>>,
     aliases: Mutex<HashMap<String, Option<String>>>,
+    /// The run's own secret files (device, inode), never read as avatars.
+    pub secret_files: Vec<(u64, u64)>,
+}
+
+impl Shared {
+    pub fn new(secret_files: Vec<(u64, u64)>) -> Self {
+        Shared {
+            secret_files,
+            ..Shared::default()
+        }
+    }
 }
 
 pub struct Synapse {
     hs: Homeserver,
     token: Secret,
     shared: Arc<Shared>,
-    /// Deactivations also erase (`--erase`).
-    erase: bool,
 }
 
 impl Synapse {
-    pub fn new(hs: Homeserver, token: Secret, shared: Arc<Shared>, erase: bool) -> Self {
-        Synapse {
-            hs,
-            token,
-            shared,
-            erase,
-        }
+    pub fn new(hs: Homeserver, token: Secret, shared: Arc<Shared>) -> Self {
+        Synapse { hs, token, shared }
     }
 
     /// The stages without an account to read (no admin token).
@@ -71,11 +77,16 @@ impl Synapse {
         if given.starts_with("mxc://") {
             return Ok(given.to_string());
         }
-        let bytes = read_image(given)?;
-        let sha = sha256_hex(&bytes);
-        let cached = lock(&self.shared.uploads).get(&sha).cloned();
-        if let Some(mxc) = cached {
-            return Ok(mxc);
+        let image = self.read_image(given)?;
+        let sha = sha256_hex(&image.bytes);
+        let slot = lock(&self.shared.uploads)
+            .entry(sha)
+            .or_default()
+            .clone();
+        // Held while uploading: a worker with the same file waits for the URI.
+        let mut slot = lock(&slot);
+        if let Some(mxc) = slot.as_ref() {
+            return Ok(mxc.clone());
         }
         let name = std::path::Path::new(given)
             .file_name()
@@ -84,9 +95,9 @@ impl Synapse {
         let mxc = self
             .hs
             .admin(&self.token)
-            .upload(&bytes, content_type(&bytes), &name)
+            .upload(&image.bytes, image.content_type, &name)
             .map_err(|e| Failure::new(format!("uploading the avatar {given}"), e))?;
-        lock(&self.shared.uploads).insert(sha, mxc.clone());
+        *slot = Some(mxc.clone());
         Ok(mxc)
     }
 }
@@ -95,26 +106,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The largest avatar file read.
-pub const AVATAR_MAX: u64 = 16 << 20;
-
-fn read_image(path: &str) -> Result<Vec<u8>, Failure> {
-    crate::files::read_regular(std::path::Path::new(path), AVATAR_MAX)
-        .map_err(|e| Failure::new(format!("reading the avatar file {path}"), e))
-}
-
-/// The media type of an image, from its first bytes.
-fn content_type(bytes: &[u8]) -> &'static str {
-    if bytes.starts_with(b"\x89PNG") {
-        "image/png"
-    } else if bytes.starts_with(b"\xff\xd8\xff") {
-        "image/jpeg"
-    } else if bytes.starts_with(b"GIF8") {
-        "image/gif"
-    } else if bytes.len() > 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
-        "image/webp"
-    } else {
-        "application/octet-stream"
+impl Synapse {
+    fn read_image(&self, path: &str) -> Result<super::avatar::Image, Failure> {
+        super::avatar::read(std::path::Path::new(path), &self.shared.secret_files)
+            .map_err(|e| Failure::new("the avatar", e))
     }
 }
 
@@ -145,13 +140,20 @@ impl Backend for Synapse {
         let Some(current) = &account.avatar else {
             return Ok(false);
         };
-        let sha = sha256_hex(&read_image(path)?);
+        let sha = sha256_hex(&self.read_image(path)?.bytes);
         let theirs = self
             .hs
             .admin(&self.token)
             .media_sha256(current)
             .map_err(|e| Failure::new("reading the current avatar", e))?;
         Ok(theirs.as_deref() == Some(sha.as_str()))
+    }
+
+    fn email_owner(&self, _user_id: &str, address: &str) -> Result<Option<String>, Failure> {
+        self.hs
+            .admin(&self.token)
+            .threepid_owner("email", address)
+            .map_err(|e| Failure::new(format!("looking up who has {address}"), e))
     }
 
     fn apply(&self, user_id: &str, changes: &Changes, created: bool) -> Result<(), Failure> {
@@ -162,8 +164,16 @@ impl Backend for Synapse {
         {
             // Nothing else is worth changing on an account that goes.
             return admin
-                .deactivate(user_id, self.erase)
+                .deactivate(user_id, changes.contains_key("erase"))
                 .map_err(|e| Failure::new(format!("deactivating {user_id}"), e));
+        }
+        if let Some(c) = changes.get("active") {
+            if c.to == Value::Bool(true) {
+                return Err(Failure::new(
+                    format!("reactivating {user_id}"),
+                    "not done by this tool: reactivate it with the admin API and a new password",
+                ));
+            }
         }
         let mut body = serde_json::Map::new();
         for (field, c) in changes {
@@ -171,6 +181,10 @@ impl Backend for Synapse {
                 continue;
             }
             match field.as_str() {
+                // Synapse keeps an empty display name as none.
+                "displayname" if c.to.is_null() => {
+                    body.insert(field.clone(), json!(""));
+                }
                 "admin" | "user_type" | "displayname" | "locked" => {
                     body.insert(field.clone(), c.to.clone());
                 }
@@ -181,10 +195,20 @@ impl Backend for Synapse {
                             .flatten()
                             .map(|a| json!({"medium": "email", "address": a}))
                             .collect();
-                    // The server replaces the whole list: other kinds stay.
-                    if let Some(acc) = self.lookup(user_id).ok().flatten() {
-                        all.extend(acc.other_threepids);
-                    }
+                    // The server replaces the whole list: the other kinds
+                    // stay, as a read that succeeded just now says them.
+                    let now = self
+                        .lookup(user_id)
+                        .map_err(|e| {
+                            Failure::new(
+                                format!("reading {user_id}'s phone numbers before changing its emails"),
+                                e,
+                            )
+                        })?
+                        .ok_or_else(|| {
+                            Failure::new(format!("reading {user_id}"), "it no longer exists")
+                        })?;
+                    all.extend(now.other_threepids);
                     body.insert("threepids".into(), Value::Array(all));
                 }
                 "avatar" => {
@@ -200,17 +224,20 @@ impl Backend for Synapse {
                 .map_err(|e| Failure::new(format!("changing {user_id}"), e))?;
         }
         if let Some(c) = changes.get("rooms") {
-            for room in rooms_to_join(c) {
-                admin
-                    .join(user_id, &room)
-                    .map_err(|e| Failure::new(format!("joining {user_id} to {room}"), e))?;
-            }
-        }
-        if let Some(c) = changes.get("active") {
-            if c.to == Value::Bool(true) {
+            // Every room is tried; those that fail are named together.
+            let failed: Vec<String> = rooms_to_join(c)
+                .into_iter()
+                .filter_map(|room| {
+                    admin
+                        .join(user_id, &room)
+                        .err()
+                        .map(|e| format!("{room} ({e})"))
+                })
+                .collect();
+            if !failed.is_empty() {
                 return Err(Failure::new(
-                    format!("reactivating {user_id}"),
-                    "not done by this tool: reactivate it with the admin API and a new password",
+                    format!("joining {user_id} to {} of its rooms", failed.len()),
+                    failed.join("; "),
                 ));
             }
         }

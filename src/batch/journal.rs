@@ -22,6 +22,15 @@ use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
 pub use super::priors::Prior;
+
+/// What a results file records as created, for `--rollback`.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// Username key and user ID of each account its runs created.
+    pub created: Vec<(String, String)>,
+    /// Lines that claim a creation they do not prove: line, username key.
+    pub unproven: Vec<(usize, String)>,
+}
 use super::priors::{Builder, Priors};
 
 /// What the syncer is asked for.
@@ -189,10 +198,18 @@ impl Journal {
         })
     }
 
-    /// The accounts runs with this file created and no rollback has
-    /// deactivated yet, by username, in a stable order (read again from the
-    /// file: the names of settled rows are not kept).
-    pub fn created(&self) -> Result<Vec<(String, Prior)>, Error> {
+    /// What `--rollback` may undo: the accounts runs with this file
+    /// created, by their own records, and no rollback has deactivated yet
+    /// (read again from the file: the names of settled rows are not kept).
+    ///
+    /// A line proves a creation when it is `registered` or `incomplete`,
+    /// names the account's user ID, says the account was created by the run
+    /// (`"created": true`; in files older than that field, does not say it
+    /// existed), and follows the `pending` line the tool writes before every
+    /// request that creates an account. A line that claims a creation
+    /// without that proof (written by hand, torn, or of an account that
+    /// existed) is refused, and named.
+    pub fn created(&self) -> Result<Recorded, Error> {
         let file = File::open(&self.path).map_err(|e| {
             Error::Output(format!(
                 "cannot read the results file {}: {}",
@@ -200,9 +217,15 @@ impl Journal {
                 crate::stages::config::io_cause(&e)
             ))
         })?;
-        let mut seen = std::collections::HashSet::new();
-        let mut out: Vec<(String, Prior)> = Vec::new();
-        for line in BufReader::new(file).split(b'\n').map_while(Result::ok) {
+        #[derive(Default)]
+        struct Seen {
+            pending: bool,
+            created: Option<String>,
+            unproven: Option<usize>,
+        }
+        let mut by_key: std::collections::HashMap<String, Seen> = Default::default();
+        for (n, line) in BufReader::new(file).split(b'\n').enumerate() {
+            let Ok(line) = line else { break };
             let Some(r) = std::str::from_utf8(&line)
                 .ok()
                 .and_then(|l| serde_json::from_str::<Report>(l).ok())
@@ -212,15 +235,42 @@ impl Journal {
             let Some(name) = r.username.as_deref().map(key) else {
                 continue;
             };
-            if seen.contains(&name) {
-                continue;
-            }
-            if let Some(p) = self.prior.get(&name).filter(|p| p.created) {
-                seen.insert(name.clone());
-                out.push((name, p));
+            let seen = by_key.entry(name).or_default();
+            match r.status {
+                Status::Pending => seen.pending = true,
+                Status::Registered | Status::Incomplete => {
+                    let says_created = match r.created {
+                        Some(c) => c,
+                        None => r.exists != Some(true),
+                    };
+                    match (&r.user_id, seen.pending && says_created) {
+                        (Some(id), true) => {
+                            seen.created = Some(id.clone());
+                            seen.unproven = None;
+                        }
+                        // Of an account that existed: nothing to undo.
+                        _ if r.exists == Some(true) && r.created != Some(true) => {}
+                        _ if seen.created.is_none() => seen.unproven = Some(n + 1),
+                        _ => {}
+                    }
+                }
+                Status::Deactivated => {
+                    seen.created = None;
+                    seen.unproven = None;
+                }
+                _ => {}
             }
         }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out = Recorded::default();
+        for (name, seen) in by_key {
+            if let Some(id) = seen.created {
+                out.created.push((name, id));
+            } else if let Some(line) = seen.unproven {
+                out.unproven.push((line, name));
+            }
+        }
+        out.created.sort();
+        out.unproven.sort();
         Ok(out)
     }
 
@@ -398,9 +448,9 @@ mod tests {
         let a = j.prior("a").unwrap();
         assert_eq!(a.status, Status::Pending);
         assert_eq!(a.password.as_ref().unwrap().expose(), "pw-a");
-        // A settled row keeps its status (and whether it was created) only.
+        // A settled row keeps its status only.
         let b = j.prior("B").unwrap();
-        assert_eq!((b.status, b.created), (Status::Registered, true));
+        assert_eq!(b.status, Status::Registered);
         assert!(j.prior("c").is_none());
         // The torn last line was closed, so the next line starts clean.
         j.write(&Report {

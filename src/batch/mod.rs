@@ -43,6 +43,26 @@ pub fn run(cli: &Options, path: &Path, console: &Console) -> Result<u8, Error> {
         }
     };
     let rows = reader::open(path, format)?;
+    // Counted ahead only when it is a regular file: a pipe or a FIFO can be
+    // read once, and that one read is the batch's.
+    let regular = std::fs::metadata(path).is_ok_and(|m| m.is_file());
+    let total = regular.then(|| count_rows(path, format)).flatten();
+    // An address two rows give would move between their accounts on every
+    // run: refused before anything is sent (from a pipe, the later row is).
+    if regular && matches!(Mode::of(cli), Mode::Ensure | Mode::Plan) {
+        let mut emails = EmailLines::default();
+        for row in reader::open(path, format)? {
+            if let Ok(f) = &row.fields {
+                if let Some(why) = emails.add(row.line, f) {
+                    return Err(Error::Usage(format!(
+                        "{}: line {}: {why}",
+                        path.display(),
+                        row.line
+                    )));
+                }
+            }
+        }
+    }
     let journal = match (&cli.output, cli.dry_run || cli.plan) {
         (Some(p), false) => {
             let j = journal::Journal::open(p)?;
@@ -61,12 +81,6 @@ pub fn run(cli: &Options, path: &Path, console: &Console) -> Result<u8, Error> {
         }
         (None, _) => None,
     };
-    // Counted ahead only when it is a regular file: a pipe or a FIFO can be
-    // read once, and that one read is the batch's.
-    let total = std::fs::metadata(path)
-        .is_ok_and(|m| m.is_file())
-        .then(|| count_rows(path, format))
-        .flatten();
     run_rows(cli, rows, total, journal.as_ref(), console)
 }
 
@@ -116,7 +130,11 @@ pub fn run_rows(
         journal,
         progress: &progress,
         json: cli.json,
-        rows: std::sync::Mutex::new(pool::RowSource::new(rows, total)),
+        rows: std::sync::Mutex::new(pool::RowSource::new(
+            rows,
+            total,
+            matches!(Mode::of(cli), Mode::Ensure | Mode::Plan),
+        )),
         stop: std::sync::atomic::AtomicBool::new(false),
     };
     pool::run(&shared, jobs)?;
@@ -139,12 +157,13 @@ pub fn run_rows(
             )
         } else if cli.rollback.is_some() {
             format!(
-                "rollback: {} accounts in {:.1} s: {} deactivated, {} already inactive or gone, {} failed",
+                "rollback: {} accounts in {:.1} s: {} deactivated, {} already inactive or gone, {} refused, {} failed",
                 s.rows(),
                 secs,
                 s.deactivated,
-                s.unchanged,
-                s.failed + s.rejected
+                s.already_inactive + s.unchanged,
+                s.rejected,
+                s.failed
             )
         } else {
             format!(
@@ -163,11 +182,23 @@ pub fn run_rows(
                 ", {} updated, {} unchanged",
                 s.updated, s.unchanged
             ));
+            if s.deactivated + s.already_inactive > 0 {
+                line.push_str(&format!(
+                    ", {} deactivated",
+                    s.deactivated + s.already_inactive
+                ));
+            }
         }
-        if s.incomplete > 0 {
+        let created_incomplete = s.incomplete - s.incomplete_existing;
+        if created_incomplete > 0 {
             line.push_str(&format!(
-                ", {} incomplete (registered, a later step undone: run the same command again)",
-                s.incomplete
+                ", {created_incomplete} incomplete (registered, a later step undone: run the same command again)"
+            ));
+        }
+        if s.incomplete_existing > 0 {
+            line.push_str(&format!(
+                ", {} incomplete (existing accounts, a change undone: run the same command again)",
+                s.incomplete_existing
             ));
         }
         if s.duplicate > 0 {
@@ -191,6 +222,35 @@ pub fn run_rows(
             exit::OK
         },
     )
+}
+
+/// The email addresses the rows so far give, by the line that gave each
+/// (a 96-bit hash of the address as the server keeps it, so memory stays
+/// small).
+#[derive(Default)]
+pub struct EmailLines {
+    lines: std::collections::HashMap<[u8; 12], usize>,
+}
+
+impl EmailLines {
+    /// Records the row's addresses; why it is refused when one is an
+    /// earlier row's.
+    pub fn add(&mut self, line: usize, f: &reader::Fields) -> Option<String> {
+        for e in f.emails.iter().flatten() {
+            let canonical = crate::state::canonical_email(e);
+            let first = *self
+                .lines
+                .entry(priors::hash(&canonical))
+                .or_insert(line);
+            if first != line {
+                return Some(format!(
+                    "gives the email address {canonical}, which line {first} gives too: an \
+                     address belongs to one account"
+                ));
+            }
+        }
+        None
+    }
 }
 
 /// How many rows a file holds, for the progress bar's ETA (a quick count of

@@ -36,18 +36,21 @@ pub struct Shared<'a> {
     pub stop: AtomicBool,
 }
 
-/// The rows, with the usernames seen so far (to refuse duplicates).
+/// The rows, with the usernames seen so far (to refuse duplicates), and
+/// with `--ensure` the email addresses (an address belongs to one account).
 pub struct RowSource {
     rows: Rows,
     seen: Seen,
+    emails: Option<super::EmailLines>,
 }
 
 impl RowSource {
     /// The rows, and how many there are when that is known ahead.
-    pub fn new(rows: Rows, expected: Option<u64>) -> Self {
+    pub fn new(rows: Rows, expected: Option<u64>, ensure: bool) -> Self {
         RowSource {
             rows,
             seen: expected.map_or_else(Seen::default, Seen::with_expected),
+            emails: ensure.then(super::EmailLines::default),
         }
     }
 
@@ -61,6 +64,22 @@ impl RowSource {
             None if row.fields.is_ok() => row.fields = Err("has no username".into()),
             None => {}
             Some(k) => duplicate_of = self.seen.first_or_insert(k, row.line),
+        }
+        // Under --ensure a misspelt field must not become a hook's: fields
+        // for hooks are named so (`x_...`).
+        if let (Some(_), Ok(f)) = (&self.emails, &row.fields) {
+            if let Some(k) = f.extra.keys().find(|k| !k.starts_with("x_")) {
+                row.fields = Err(format!(
+                    "{k:?} is not a field --ensure manages (username, password, {}); a field for \
+                     hooks is named x_...",
+                    crate::state::FIELDS.join(", ")
+                ));
+            }
+        }
+        if let (Some(emails), Ok(f), None) = (&mut self.emails, &row.fields, duplicate_of) {
+            if let Some(why) = emails.add(row.line, f) {
+                row.fields = Err(why);
+            }
         }
         Some((row, key, duplicate_of))
     }
@@ -206,8 +225,10 @@ fn run_row(
 ) -> (Report, bool) {
     let cli = shared.cli;
     let line = row.line;
+    // A rollback's rows are its own: what the file says of them made them.
     let prior = username
         .as_deref()
+        .filter(|_| cli.rollback.is_none())
         .and_then(|k| shared.journal.and_then(|j| j.prior(k)));
     let prior = prior.as_ref();
     let ensure = matches!(ctx.mode, Mode::Ensure | Mode::Plan);
@@ -471,6 +492,7 @@ fn duplicate(line: usize, key: &str, first: usize) -> Report {
 fn record(template: &Record, f: Fields, ensure: bool) -> Record {
     let mut rec = template.clone();
     rec.username = f.username;
+    rec.recorded_user_id = f.user_id;
     if let Some(p) = f.password {
         rec.password = Some(Secret::new(p));
     }

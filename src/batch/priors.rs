@@ -22,10 +22,6 @@ pub struct Prior {
     pub undone: Option<crate::record::Undone>,
     /// The admin flag the attempt registered with, for open rows.
     pub admin: Option<bool>,
-    /// Some line records the account as created by a run with this file
-    /// (`registered`, `incomplete`), and no later one as deactivated: what
-    /// `--rollback` undoes.
-    pub created: bool,
 }
 
 /// The statuses, by their code in the state byte.
@@ -53,7 +49,6 @@ fn open(s: Status) -> bool {
     matches!(s, Status::Pending | Status::Failed | Status::Incomplete)
 }
 
-const CREATED: u8 = 0x80;
 type Hash = [u8; 12];
 
 /// The hash a username is found by (its key, lowercased and trimmed).
@@ -103,7 +98,6 @@ impl Builder {
             password: None,
             undone: None,
             admin: None,
-            created: false,
         });
         entry.status = r.status;
         entry.admin = r.admin.or(entry.admin);
@@ -123,16 +117,10 @@ impl Builder {
         let n = self.lines.len();
         while i < n {
             let mut j = i;
-            let mut created = false;
             let mut winner: Option<u8> = None;
             let mut rejected = None;
             while j < n && self.lines[j][..12] == self.lines[i][..12] {
                 let s = STATUSES[usize::from(self.lines[j][12] & 0x7f) % STATUSES.len()];
-                match s {
-                    Status::Registered | Status::Incomplete => created = true,
-                    Status::Deactivated => created = false,
-                    _ => {}
-                }
                 if s == Status::Rejected {
                     rejected = Some(self.lines[j][12]);
                 } else {
@@ -141,7 +129,7 @@ impl Builder {
                 j += 1;
             }
             let mut line = self.lines[i];
-            line[12] = winner.or(rejected).unwrap_or(0) | if created { CREATED } else { 0 };
+            line[12] = winner.or(rejected).unwrap_or(0);
             self.lines[out] = line;
             out += 1;
             i = j;
@@ -169,14 +157,10 @@ impl Priors {
             .binary_search_by(|line| line[..12].cmp(&h[..]))
             .ok()?;
         let state = self.settled[at][12];
-        let status = STATUSES[usize::from(state & 0x7f) % STATUSES.len()];
-        let created = state & CREATED != 0;
+        let status = STATUSES[usize::from(state) % STATUSES.len()];
         if open(status) {
             if let Some(p) = self.open.get(key) {
-                return Some(Prior {
-                    created,
-                    ..p.clone()
-                });
+                return Some(p.clone());
             }
         }
         Some(Prior {
@@ -185,7 +169,6 @@ impl Priors {
             password: None,
             undone: None,
             admin: None,
-            created,
         })
     }
 }
@@ -221,17 +204,15 @@ mod tests {
         let p = b.build();
         let a = p.get("a").unwrap();
         assert_eq!(
-            (a.status, a.created, a.password.is_none()),
-            (Status::Registered, true, true)
+            (a.status, a.password.is_none()),
+            (Status::Registered, true)
         );
         let b = p.get("b").unwrap();
         assert_eq!(b.status, Status::Pending);
         assert_eq!(b.password.unwrap().expose(), "pw-b");
         assert_eq!(p.get("c").unwrap().status, Status::Rejected);
-        let d = p.get("d").unwrap();
-        assert_eq!((d.status, d.created), (Status::Deactivated, false));
-        let e = p.get("e").unwrap();
-        assert_eq!((e.status, e.created), (Status::Incomplete, true));
+        assert_eq!(p.get("d").unwrap().status, Status::Deactivated);
+        assert_eq!(p.get("e").unwrap().status, Status::Incomplete);
         assert!(p.get("f").is_none());
     }
 }

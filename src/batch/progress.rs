@@ -26,6 +26,8 @@ struct Counts {
     updated: AtomicUsize,
     unchanged: AtomicUsize,
     deactivated: AtomicUsize,
+    already_inactive: AtomicUsize,
+    incomplete_existing: AtomicUsize,
     to_create: AtomicUsize,
     to_change: AtomicUsize,
 }
@@ -60,6 +62,10 @@ pub struct Summary {
     /// `--ensure`, `--plan`: accounts that were as the input says.
     pub unchanged: usize,
     pub deactivated: usize,
+    /// Recorded deactivated, having been so already (or gone).
+    pub already_inactive: usize,
+    /// `incomplete` rows of accounts that existed before the run.
+    pub incomplete_existing: usize,
     /// `--plan`: accounts that would be created.
     pub to_create: usize,
     /// `--plan`: accounts that would be changed.
@@ -79,6 +85,7 @@ impl Summary {
             + self.updated
             + self.unchanged
             + self.deactivated
+            + self.already_inactive
             + self.to_create
             + self.to_change
     }
@@ -138,12 +145,22 @@ impl Progress {
             (_, Status::Failed | Status::Pending) => &c.failed,
             (_, Status::Updated) => &c.updated,
             (_, Status::Unchanged) => &c.unchanged,
+            (_, Status::Deactivated) if report.changes.as_ref().is_none_or(|c| c.is_empty()) => {
+                &c.already_inactive
+            }
             (_, Status::Deactivated) => &c.deactivated,
             (_, Status::Plan) if !report.would_change() => &c.unchanged,
             (_, Status::Plan) if report.exists == Some(false) => &c.to_create,
             (_, Status::Plan) => &c.to_change,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        if !skipped
+            && status == Status::Incomplete
+            && report.exists == Some(true)
+            && report.created != Some(true)
+        {
+            c.incomplete_existing.fetch_add(1, Ordering::Relaxed);
+        }
         if let Some(t) = self.total {
             self.waits
                 .set_rows_left(t.saturating_sub(self.summary().rows() as u64));
@@ -229,6 +246,8 @@ impl Progress {
             updated: get(&c.updated),
             unchanged: get(&c.unchanged),
             deactivated: get(&c.deactivated),
+            already_inactive: get(&c.already_inactive),
+            incomplete_existing: get(&c.incomplete_existing),
             to_create: get(&c.to_create),
             to_change: get(&c.to_change),
         }

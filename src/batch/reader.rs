@@ -28,6 +28,8 @@ pub struct Fields {
     pub avatar: Option<String>,
     pub active: Option<bool>,
     pub locked: Option<bool>,
+    /// `--rollback`'s rows only: the user ID the results file recorded.
+    pub user_id: Option<String>,
     pub extra: Map<String, Value>,
 }
 

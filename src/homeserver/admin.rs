@@ -26,6 +26,11 @@ pub enum TokenError {
     NotAdmin(String),
     #[error("cannot check the admin token: {0}")]
     Unreachable(HsError),
+    #[error(
+        "cannot check the admin token: {0} answered with a redirect, which is not followed \
+         (a token goes to the configured server only): give the server's own URL"
+    )]
+    Redirected(String),
 }
 
 /// A path segment, percent-encoded.
@@ -74,6 +79,9 @@ impl Admin<'_> {
         let (status, json) = self
             .call("GET", "/_matrix/client/v3/account/whoami", None)
             .map_err(TokenError::Unreachable)?;
+        if (300..400).contains(&status) {
+            return Err(TokenError::Redirected(self.hs.base_url().to_string()));
+        }
         if status != 200 {
             return Err(TokenError::Invalid(refusal(
                 self.hs,
@@ -155,6 +163,24 @@ impl Admin<'_> {
             locked: truthy("locked"),
             other_threepids: other,
         }))
+    }
+
+    /// Who has the third-party ID `address` of `medium` (`None`: nobody).
+    pub fn threepid_owner(&self, medium: &str, address: &str) -> Result<Option<String>, HsError> {
+        let path = format!(
+            "/_synapse/admin/v1/threepid/{}/users/{}",
+            segment(medium),
+            segment(address)
+        );
+        let (status, json) = self.call("GET", &path, None)?;
+        match status {
+            200 => Ok(json
+                .get("user_id")
+                .and_then(Value::as_str)
+                .map(str::to_string)),
+            404 => Ok(None),
+            _ => Err(refusal(self.hs, &path, status, json)),
+        }
     }
 
     /// `PUT /_synapse/admin/v2/users/<id>` with the fields of `body`.

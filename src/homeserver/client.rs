@@ -111,7 +111,8 @@ impl Homeserver {
         repeat: Repeat,
         who: Option<&Secret>,
     ) -> Result<(u16, Value), HsError> {
-        let url = self.url(path);
+        // Credentials go to the configured server only, whatever the path says.
+        let url = self.url_on_server(path)?;
         let method =
             reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).map_err(|_| {
                 HsError::Body {

@@ -147,6 +147,42 @@ impl Homeserver {
         format!("{}{}", self.base, path)
     }
 
+    /// The URL of `path` on this server, and only this server: a path that
+    /// does not start with one `/`, or that would take the request to
+    /// another scheme, host, port or user (`@host/x`, `//host/x`,
+    /// `http://host/x`, a backslash, a control character), is refused
+    /// before anything leaves.
+    pub fn url_on_server(&self, path: &str) -> Result<String, HsError> {
+        let refuse = |why: &str| HsError::Body {
+            url: self.shown.clone(),
+            cause: format!("the request path {path:?} {why}; it is not sent"),
+        };
+        if !path.starts_with('/') || path.starts_with("//") {
+            return Err(refuse("must start with a single /"));
+        }
+        if path
+            .chars()
+            .any(|c| c == '\\' || c == '#' || c.is_control() || c.is_whitespace())
+        {
+            return Err(refuse("holds a backslash, a #, a space or a control character"));
+        }
+        let url = self.url(path);
+        let (Ok(base), Ok(joined)) = (reqwest::Url::parse(&self.base), reqwest::Url::parse(&url))
+        else {
+            return Err(refuse("does not make a URL on this server"));
+        };
+        let same = joined.scheme() == base.scheme()
+            && joined.host_str() == base.host_str()
+            && joined.port_or_known_default() == base.port_or_known_default()
+            && joined.username().is_empty()
+            && joined.password().is_none()
+            && joined.path().starts_with(base.path().trim_end_matches('/'));
+        if !same {
+            return Err(refuse("names another server"));
+        }
+        Ok(url)
+    }
+
     /// How a URL is named in messages: with the socket path for unix sockets.
     pub(super) fn shown(&self, url: &str) -> String {
         match url.strip_prefix(&self.base) {

@@ -33,6 +33,7 @@ fn outcome_name(o: Outcome) -> &'static str {
         Outcome::Updated => "updated",
         Outcome::Unchanged => "unchanged",
         Outcome::Planned => "plan",
+        Outcome::Deactivated => "deactivated",
     }
 }
 
@@ -136,9 +137,9 @@ fn changes(t: &Table) -> Result<crate::state::Changes, String> {
     };
     let mut out = crate::state::Changes::new();
     for (field, c) in map {
-        if !crate::state::FIELDS.contains(&field.as_str()) {
+        if !crate::state::FIELDS.contains(&field.as_str()) && field != "erase" {
             return Err(format!(
-                "record.changes.{field}: not a field --ensure manages ({})",
+                "record.changes.{field}: not a field --ensure manages ({}, or erase)",
                 crate::state::FIELDS.join(", ")
             ));
         }

@@ -2,6 +2,11 @@
 //! account that existed and for one this run just created alike: for a new
 //! account only what registration did not set (emails, avatar, rooms).
 //!
+//! What reaches the server here passes the checks a row's values pass,
+//! whoever set it: a hook may remove a planned change or change its `to`,
+//! never add one the row did not ask for; a `to` a hook changed is checked
+//! as the row's value is (and an email address for its owner).
+//!
 //! A change that fails (a room the admin cannot invite to) leaves the row
 //! `incomplete`; a rerun reads the account again and makes what is left.
 
@@ -21,34 +26,74 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         return Ok(());
     };
     if rec.changes.is_empty() {
-        if !ours {
+        if !ours && rec.outcome != Some(Outcome::Deactivated) {
             ctx.console
                 .status(&format!("Nothing to change for {user_id}"));
         }
         return Ok(());
     }
+    check_hooks_changes(rec, ctx)?;
+    super::read::refuse_harm(rec, ctx, &user_id)?;
     let backend = ctx.backend(rec)?;
-    backend
-        .apply(&user_id, &rec.changes, created)
-        .map_err(|f| Error::AfterCreate {
-            user_id: user_id.clone(),
-            existed: !ours,
-            step: "the apply stage".into(),
-            cause: f.to_string(),
-            undone: Box::new(Undone {
-                from: None,
-                live_session: false,
-                want_session: rec.want_session,
-                account: Vec::new(),
-            }),
-            left: String::new(),
-        })?;
-    if !ours {
+    if rec.changes.get("emails") != rec.planned.get("emails") {
+        super::read::check_email_owners(rec, &*backend, &user_id)?;
+    }
+    let result = backend.apply(&user_id, &rec.changes, created);
+    let deactivated = super::read::deactivates(&rec.changes) && result.is_ok();
+    result.map_err(|f| Error::AfterCreate {
+        user_id: user_id.clone(),
+        existed: !ours,
+        step: "the apply stage".into(),
+        cause: f.to_string(),
+        undone: Box::new(Undone {
+            from: None,
+            live_session: false,
+            want_session: rec.want_session,
+            account: Vec::new(),
+        }),
+        left: String::new(),
+    })?;
+    if deactivated {
+        rec.outcome = Some(Outcome::Deactivated);
+    } else if !ours {
         rec.outcome = Some(Outcome::Updated);
+    }
+    if !ours {
         for (field, c) in &rec.changes {
             ctx.console
                 .status(&format!("Updated {user_id}: {}", describe(field, c)));
         }
+    }
+    Ok(())
+}
+
+/// The changes as hooks left them: none added, each changed `to` checked
+/// as a row's value is.
+fn check_hooks_changes(rec: &mut Record, ctx: &Ctx<'_>) -> Result<(), Error> {
+    let refuse = |message: String| Error::Hook {
+        hook: "changes".into(),
+        message,
+    };
+    let resolved = ctx.resolved()?;
+    for (field, c) in rec.changes.iter_mut() {
+        let Some(planned) = rec.planned.get(field) else {
+            return Err(refuse(format!(
+                "a hook added a change of {field}, which the row does not ask for; hooks may \
+                 remove a planned change or change its `to`, never add one"
+            )));
+        };
+        if c.to == planned.to {
+            continue;
+        }
+        c.to = super::validate::check_change(
+            field,
+            &c.to,
+            &resolved.user_types,
+            &resolved.secret_files,
+        )
+            .map_err(|why| refuse(format!("changes.{field}.to: {why}")))?;
+        // What the server has is what the read stage found.
+        c.from = planned.from.clone();
     }
     Ok(())
 }

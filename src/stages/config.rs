@@ -176,6 +176,15 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         }
         _ => None,
     };
+    let mut user_types: Vec<String> = vec!["support".into(), "bot".into()];
+    if let Some(Value::Sequence(extra)) = config
+        .as_ref()
+        .and_then(|c| c.merged.get("user_types"))
+        .and_then(|u| u.get("extra_user_types"))
+    {
+        user_types.extend(extra.iter().filter_map(Value::as_str).map(str::to_string));
+    }
+    let secret_files = secret_files(cli, config.as_ref(), console);
     ctx.resolved = Some(Arc::new(Resolved {
         secret,
         config_hooks: hooks,
@@ -184,15 +193,60 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         password_policy,
         admin_token,
         admin_user,
-        backend_shared: Arc::default(),
+        backend_shared: Arc::new(crate::backend::synapse::Shared::new(secret_files.clone())),
         config_server_name: match &mas {
             Some((_, name)) => name.clone(),
             None => config_server_name,
         },
         learned_server_name: std::sync::OnceLock::new(),
         mas: mas.map(|(setup, _)| setup),
+        user_types,
+        secret_files,
     }));
     Ok(())
+}
+
+/// The files of this run that hold secrets, as device and inode: never to
+/// be read as anything else (an avatar).
+fn secret_files(
+    cli: &crate::options::Options,
+    config: Option<&Config>,
+    console: &crate::console::Console,
+) -> Vec<(u64, u64)> {
+    let mut paths: Vec<PathBuf> = [
+        &cli.shared_secret_file,
+        &cli.password_file,
+        &cli.admin_token_file,
+        &cli.mas_client_secret_file,
+        &cli.mas_config,
+        &cli.output,
+        &cli.rollback,
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|p| p.as_os_str() != "-")
+    .cloned()
+    .collect();
+    paths.extend(config_files(&cli.config, console).unwrap_or_default());
+    if let Some(cfg) = config {
+        paths.extend(cfg.admin_token_path.clone());
+        // Synapse's own secret files.
+        for key in [
+            "registration_shared_secret_path",
+            "macaroon_secret_key_path",
+            "form_secret_path",
+            "signing_key_path",
+            "worker_replication_secret_path",
+        ] {
+            if let Some(Value::String(p)) = cfg.merged.get(key) {
+                paths.push(PathBuf::from(p));
+            }
+        }
+    }
+    paths
+        .iter()
+        .filter_map(|p| crate::backend::avatar::identity(p))
+        .collect()
 }
 
 /// The admin token, from `--admin-token-file` or the config's
@@ -212,7 +266,20 @@ fn admin_token(
     };
     warn_if_world_readable(path, "the admin token file", console);
     console.verbose(&format!("admin token: from {}", path.display()));
-    read_secret_file(path, what).map(Some)
+    let token = read_secret_file(path, what)?;
+    // An access token is one word: anything else would travel in a header.
+    if token
+        .expose()
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(Error::Config(format!(
+            "the admin token file {} holds more than one token (a line break, a space or a \
+             control character inside it); it should hold the access token alone",
+            path.display()
+        )));
+    }
+    Ok(Some(token))
 }
 
 /// The merged config files.

@@ -71,6 +71,13 @@ pub struct Resolved {
     /// The server delegates authentication to MAS, and the run has MAS's
     /// credentials: registrations go through its Admin API.
     pub mas: Option<Arc<crate::backend::mas::Setup>>,
+    /// The user types the server knows: Synapse's own (`bot`, `support`)
+    /// and the config's `user_types.extra_user_types`.
+    pub user_types: Vec<String>,
+    /// The run's own secret files (device, inode): the shared secret, the
+    /// admin token, the password file, the config files, the results file,
+    /// MAS's client secret. No avatar may be one of them.
+    pub secret_files: Vec<(u64, u64)>,
 }
 
 impl Resolved {
@@ -150,7 +157,7 @@ impl<'a> Ctx<'a> {
             return Ok(None);
         };
         let hs = self.server_at(&setup.url)?;
-        Ok(Some(MasBackend::new(setup, hs, self.opts.erase)))
+        Ok(Some(MasBackend::new(setup, hs)))
     }
 
     /// The HTTP client for the record's server (one per URL, reused; a clone
@@ -221,7 +228,6 @@ impl<'a> Ctx<'a> {
             hs,
             token,
             resolved.backend_shared.clone(),
-            self.opts.erase,
         )))
     }
 

@@ -1,20 +1,69 @@
-//! Read: the account's state on the server (`--ensure`, `--plan`), and the
-//! changes that would bring it to what the record asks for. Hooks after
-//! this stage see `rec.exists`, `rec.current` and `rec.changes`, and may
-//! change or veto the changes.
+//! Read: the account's state on the server (`--ensure`, `--plan`,
+//! `--rollback`), and the changes that would bring it to what the record
+//! asks for. Hooks after this stage see `rec.exists`, `rec.current` and
+//! `rec.changes`, and may change or veto the changes.
+//!
+//! What no input may do is refused here, before anything changes (and
+//! again at the apply stage, after the hooks): take an email address from
+//! another account, change part of a deactivated account, or deactivate,
+//! lock, demote or erase the account whose admin token the run uses.
 
 use crate::error::Error;
 use crate::record::{Outcome, Record};
 use crate::stages::Ctx;
-use crate::state::{Desired, plan};
+use crate::state::{Change, Desired, plan};
+use serde_json::Value;
 
 pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
     super::validate::check_localpart(rec.username.as_deref().unwrap_or(""))?;
     let backend = ctx.backend(rec)?;
     let user_id = ctx.user_id(rec)?;
+    if let Some(recorded) = &rec.recorded_user_id {
+        if *recorded != user_id {
+            return Err(Error::Input(format!(
+                "the results file records {recorded}, which is not an account of this server \
+                 ({user_id} is): skipped"
+            )));
+        }
+    }
     ctx.console
         .debug(&format!("reading {user_id} through the admin API"));
     let account = backend.lookup(&user_id)?;
+    let rollback = ctx.opts.rollback.is_some();
+    if ctx.mode == crate::options::Mode::Plan {
+        // A plan names every account by its user ID, created or not.
+        rec.user_id = Some(user_id.clone());
+    }
+    match &account {
+        // Gone, or deactivated by an earlier (perhaps interrupted) rollback:
+        // recorded as deactivated, so no later rollback asks again.
+        None if rollback => {
+            rec.exists = Some(false);
+            rec.user_id = Some(user_id);
+            rec.outcome = Some(Outcome::Deactivated);
+            return Ok(());
+        }
+        Some(a) if !a.active => {
+            if rec.active == Some(true) {
+                return Err(Error::Input(format!(
+                    "{user_id} is deactivated, and this tool does not reactivate accounts: the \
+                     row is refused, and nothing of it is changed"
+                )));
+            }
+            // Nothing is worth changing on an account that is gone.
+            rec.exists = Some(true);
+            rec.user_id = Some(user_id);
+            rec.changes.clear();
+            rec.outcome = Some(if rollback {
+                Outcome::Deactivated
+            } else {
+                Outcome::Unchanged
+            });
+            rec.account = account;
+            return Ok(());
+        }
+        _ => {}
+    }
     let rooms = match &rec.rooms {
         Some(rooms) => Some(
             rooms
@@ -41,6 +90,18 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         active: rec.active,
     };
     rec.changes = plan(&want, account.as_ref(), same_avatar);
+    if ctx.opts.erase && deactivates(&rec.changes) {
+        rec.changes.insert(
+            "erase".into(),
+            Change {
+                from: Value::Bool(false),
+                to: Value::Bool(true),
+            },
+        );
+    }
+    refuse_harm(rec, ctx, &user_id)?;
+    check_email_owners(rec, &*backend, &user_id)?;
+    rec.planned = rec.changes.clone();
     rec.exists = Some(account.is_some());
     if account.is_some() {
         rec.user_id = Some(user_id);
@@ -67,5 +128,71 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         )));
     }
     rec.account = account;
+    Ok(())
+}
+
+/// Whether `changes` deactivate the account.
+pub fn deactivates(changes: &crate::state::Changes) -> bool {
+    changes
+        .get("active")
+        .is_some_and(|c| c.to == Value::Bool(false))
+}
+
+/// Refuses changes that would take the run's own admin token away from it:
+/// the token's account is never deactivated, locked, demoted or erased.
+pub fn refuse_harm(rec: &Record, ctx: &Ctx<'_>, user_id: &str) -> Result<(), Error> {
+    let resolved = ctx.resolved()?;
+    if resolved.admin_user.as_deref() != Some(user_id) {
+        return Ok(());
+    }
+    let to = |f: &str| rec.changes.get(f).map(|c| &c.to);
+    let harm = [
+        ("deactivated", to("active") == Some(&Value::Bool(false))),
+        ("locked", to("locked") == Some(&Value::Bool(true))),
+        ("demoted", to("admin") == Some(&Value::Bool(false))),
+        ("erased", rec.changes.contains_key("erase")),
+    ];
+    if let Some((what, _)) = harm.iter().find(|(_, h)| *h) {
+        return Err(Error::Input(format!(
+            "{user_id} is the account whose admin token this run uses: it is never \
+             deactivated, locked, demoted or erased, and would be {what}; the row is refused"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses an email address to add that another account has: the server
+/// would move it, and that account would lose it.
+pub fn check_email_owners(
+    rec: &Record,
+    backend: &dyn crate::backend::Backend,
+    user_id: &str,
+) -> Result<(), Error> {
+    let Some(c) = rec.changes.get("emails") else {
+        return Ok(());
+    };
+    let had: Vec<&Value> = c.from.as_array().map(|a| a.iter().collect()).unwrap_or_default();
+    for address in c.to.as_array().into_iter().flatten() {
+        let Some(address) = address.as_str() else {
+            continue;
+        };
+        if had.iter().any(|h| h.as_str() == Some(address)) {
+            continue;
+        }
+        match backend.email_owner(user_id, address) {
+            Ok(Some(owner)) if owner != user_id => {
+                return Err(Error::Input(format!(
+                    "the email address {address} belongs to {owner}: it is not moved to \
+                     {user_id}; the row is refused"
+                )));
+            }
+            Ok(_) => {}
+            Err(f) => {
+                return Err(Error::Input(format!(
+                    "cannot tell who has the email address {address}, so it is not added: {f}"
+                )));
+            }
+        }
+    }
     Ok(())
 }

@@ -58,11 +58,18 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
     if let Some(url) = &rec.server_url {
         super::config::check_url(url)?;
     }
-    check_managed(rec, username)?;
-    if rec.displayname.as_deref().is_some_and(|d| d.contains('\0')) {
-        return Err(Error::Input(format!(
-            "{username}: the display name contains a NUL character"
-        )));
+    let resolved = ctx.resolved()?;
+    check_managed(rec, username, &resolved.secret_files)?;
+    if let Some(d) = &rec.displayname {
+        // The original sends any name; what Synapse would refuse half-way
+        // through changing an account is refused here.
+        if d.contains('\0') || managed {
+            displayname_ok(d).map_err(|why| Error::Input(format!("{username}: {why}")))?;
+        }
+    }
+    if let (Some(t), true) = (&rec.user_type, managed) {
+        user_type_ok(t, &resolved.user_types)
+            .map_err(|why| Error::Input(format!("{username}: {why}")))?;
     }
     if let Some(setup) = ctx.resolved()?.mas.clone() {
         check_for_mas(
@@ -126,7 +133,7 @@ fn check_for_mas(
 pub const MAX_LIST: usize = 1000;
 
 /// The `--ensure` fields: well-formed, before anything is read or sent.
-fn check_managed(rec: &Record, username: &str) -> Result<(), Error> {
+fn check_managed(rec: &Record, username: &str, secret_files: &[(u64, u64)]) -> Result<(), Error> {
     let bad = |why: String| Error::Input(format!("{username}: {why}"));
     for (what, list) in [("rooms", &rec.rooms), ("emails", &rec.emails)] {
         if list.as_ref().is_some_and(|l| l.len() > MAX_LIST) {
@@ -134,50 +141,152 @@ fn check_managed(rec: &Record, username: &str) -> Result<(), Error> {
         }
     }
     for room in rec.rooms.iter().flatten() {
-        // Room IDs of room version 12 on have no server part; aliases do.
-        let ok = (room.starts_with('!') && room.len() > 1
-            || room.starts_with('#') && room[1..].contains(':'))
-            && room.len() <= 255
-            && !room.chars().any(|c| c.is_whitespace() || c.is_control());
-        if !ok {
-            return Err(bad(format!(
-                "{room:?} is not a room ID (!id) or alias (#name:server)"
-            )));
-        }
+        room_ok(room).map_err(bad)?;
     }
     for email in rec.emails.iter().flatten() {
-        let ok = email.len() <= 320
-            && email
-                .split_once('@')
-                .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.ends_with('.'))
-            && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-        if !ok {
-            return Err(bad(format!("{email:?} is not an email address")));
-        }
+        email_ok(email).map_err(bad)?;
     }
     if let Some(a) = &rec.avatar {
-        if let Some(rest) = a.strip_prefix("mxc://") {
-            if !rest
-                .split_once('/')
-                .is_some_and(|(s, id)| !s.is_empty() && !id.is_empty())
-            {
-                return Err(bad(format!("{a:?} is not an mxc:// URI (mxc://server/id)")));
-            }
-        } else {
-            let meta = std::fs::metadata(a)
-                .map_err(|e| bad(format!("cannot read the avatar file {a}: {e}")))?;
-            if !meta.is_file() {
-                return Err(bad(format!("the avatar {a} is not a regular file")));
-            }
-            if meta.len() > crate::backend::synapse::AVATAR_MAX {
-                return Err(bad(format!(
-                    "the avatar file {a} is larger than {} MiB",
-                    crate::backend::synapse::AVATAR_MAX >> 20
-                )));
-            }
-        }
+        avatar_ok(a, secret_files).map_err(bad)?;
     }
     Ok(())
+}
+
+/// The longest display name Synapse keeps, in characters.
+pub const MAX_DISPLAYNAME: usize = 256;
+
+fn room_ok(room: &str) -> Result<(), String> {
+    // Room IDs of room version 12 on have no server part; aliases do.
+    let ok = (room.starts_with('!') && room.len() > 1
+        || room.starts_with('#') && room[1..].contains(':'))
+        && room.len() <= 255
+        && !room.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{room:?} is not a room ID (!id) or alias (#name:server)"
+        ))
+    }
+}
+
+fn email_ok(email: &str) -> Result<(), String> {
+    let ok = email.len() <= 320
+        && email
+            .split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.ends_with('.') && !d.contains('@'))
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{email:?} is not an email address"))
+    }
+}
+
+fn avatar_ok(a: &str, secret_files: &[(u64, u64)]) -> Result<(), String> {
+    match a.strip_prefix("mxc://") {
+        Some(rest) => {
+            if rest
+                .split_once('/')
+                .is_some_and(|(s, id)| !s.is_empty() && !id.is_empty() && !id.contains('/'))
+            {
+                Ok(())
+            } else {
+                Err(format!("{a:?} is not an mxc:// URI (mxc://server/id)"))
+            }
+        }
+        None => crate::backend::avatar::check(std::path::Path::new(a), secret_files)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+    }
+}
+
+fn displayname_ok(d: &str) -> Result<(), String> {
+    if d.contains('\0') {
+        return Err("the display name contains a NUL character".into());
+    }
+    let n = d.chars().count();
+    if n > MAX_DISPLAYNAME {
+        return Err(format!(
+            "the display name is {n} characters long; Synapse keeps at most {MAX_DISPLAYNAME}"
+        ));
+    }
+    Ok(())
+}
+
+fn user_type_ok(t: &str, known: &[String]) -> Result<(), String> {
+    if known.iter().any(|k| k == t) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the user type {t:?} is not one the server knows ({}; more with \
+             user_types.extra_user_types in its config)",
+            known.join(", ")
+        ))
+    }
+}
+
+/// A value a hook set as a change's `to`, checked as a row's value for the
+/// same field is: the value to send (lists in the server's form).
+pub fn check_change(
+    field: &str,
+    to: &serde_json::Value,
+    known_types: &[String],
+    secret_files: &[(u64, u64)],
+) -> Result<serde_json::Value, String> {
+    use serde_json::Value;
+    let list = |v: &Value| -> Result<Vec<String>, String> {
+        match v {
+            // An empty Lua table reads as an empty object.
+            Value::Object(m) if m.is_empty() => Ok(Vec::new()),
+            Value::Array(a) => a
+                .iter()
+                .map(|i| {
+                    i.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| format!("lists {i}, not text"))
+                })
+                .collect(),
+            other => Err(format!("is {other}, not a list")),
+        }
+    };
+    match field {
+        "admin" | "locked" | "active" | "erase" => match to {
+            Value::Bool(_) => Ok(to.clone()),
+            other => Err(format!("is {other}, not true or false")),
+        },
+        "user_type" => match to {
+            Value::Null => Ok(Value::Null),
+            Value::String(t) => user_type_ok(t, known_types).map(|()| to.clone()),
+            other => Err(format!("is {other}, not text")),
+        },
+        "displayname" => match to {
+            Value::String(d) => displayname_ok(d).map(|()| to.clone()),
+            other => Err(format!("is {other}, not text")),
+        },
+        "emails" => {
+            let mut out = Vec::new();
+            for e in list(to)? {
+                email_ok(&e)?;
+                out.push(crate::state::canonical_email(&e));
+            }
+            out.sort();
+            out.dedup();
+            Ok(Value::from(out))
+        }
+        "rooms" => {
+            let rooms = list(to)?;
+            for r in &rooms {
+                room_ok(r)?;
+            }
+            Ok(Value::from(rooms))
+        }
+        "avatar" => match to {
+            Value::String(a) => avatar_ok(a, secret_files).map(|()| to.clone()),
+            other => Err(format!("is {other}, not text")),
+        },
+        other => Err(format!("{other} is not a field --ensure manages")),
+    }
 }
 
 /// Checks a username against the Matrix localpart grammar (after lowercasing).
