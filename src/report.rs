@@ -129,7 +129,8 @@ impl Report {
             // A missing account declared inactive is not created: nothing to do.
             exists: rec.exists.filter(|e| *e || !rec.skips_creation()),
             changes: (rec.exists.is_some() && !rec.changes.is_empty()).then(|| rec.changes.clone()),
-            created: (matches!(status, Status::Registered | Status::Incomplete) && rec.created_here)
+            created: (matches!(status, Status::Registered | Status::Incomplete)
+                && rec.created_here)
                 .then_some(true),
             // Nobody but this report knows a generated password; a rejected
             // row or a dry run created no account, and an account that
@@ -200,7 +201,9 @@ pub fn plan_line(r: &Report) -> String {
         (Some(false), true) => format!("+ {who}: create"),
         (Some(false), false) => format!("+ {who}: create with {}", words.join(", ")),
         (_, true) => format!("  {who}: nothing to change"),
-        _ if deactivate && changes.contains_key("erase") => format!("- {who}: deactivate and erase"),
+        _ if deactivate && changes.contains_key("erase") => {
+            format!("- {who}: deactivate and erase")
+        }
         _ if deactivate => format!("- {who}: deactivate"),
         _ => format!("~ {who}: {}", words.join("; ")),
     }

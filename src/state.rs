@@ -286,7 +286,10 @@ mod tests {
 
     #[test]
     fn values_compare_as_synapse_keeps_them() {
-        assert_eq!(canonical_email(" Straße@Example.ORG "), "strasse@example.org");
+        assert_eq!(
+            canonical_email(" Straße@Example.ORG "),
+            "strasse@example.org"
+        );
         assert_eq!(canonical_displayname("  "), None);
         assert_eq!(canonical_displayname(" Al "), Some("Al".into()));
         let have = Account {

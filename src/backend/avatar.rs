@@ -34,7 +34,9 @@ pub enum Refused {
     TooLarge(String),
     #[error("the avatar file {0} is one of this run's secret files; it is never uploaded")]
     Secret(String),
-    #[error("the avatar file {0} is not a PNG, JPEG, GIF or WebP image by its content; it is not uploaded")]
+    #[error(
+        "the avatar file {0} is not a PNG, JPEG, GIF or WebP image by its content; it is not uploaded"
+    )]
     NotImage(String),
 }
 
@@ -103,7 +105,11 @@ mod tests {
     fn only_images_by_content_and_never_a_secret_file() {
         let dir = tempfile::tempdir().unwrap();
         let png = dir.path().join("a.png");
-        std::fs::write(&png, b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0").unwrap();
+        std::fs::write(
+            &png,
+            b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0",
+        )
+        .unwrap();
         assert_eq!(check(&png, &[]).unwrap(), "image/png");
         // A secret named as the avatar, directly or through a link.
         let link = dir.path().join("link.png");
@@ -113,7 +119,10 @@ mod tests {
         let token = dir.path().join("token.png");
         std::fs::write(&token, "syt_abc_def\n").unwrap();
         assert!(matches!(check(&token, &[]), Err(Refused::NotImage(_))));
-        assert!(matches!(check(dir.path(), &[]), Err(Refused::NotRegular(_))));
+        assert!(matches!(
+            check(dir.path(), &[]),
+            Err(Refused::NotRegular(_))
+        ));
         assert!(matches!(
             check(Path::new("/proc/self/environ"), &[]),
             Err(Refused::Empty(_))

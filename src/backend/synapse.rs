@@ -79,10 +79,7 @@ impl Synapse {
         }
         let image = self.read_image(given)?;
         let sha = sha256_hex(&image.bytes);
-        let slot = lock(&self.shared.uploads)
-            .entry(sha)
-            .or_default()
-            .clone();
+        let slot = lock(&self.shared.uploads).entry(sha).or_default().clone();
         // Held while uploading: a worker with the same file waits for the URI.
         let mut slot = lock(&slot);
         if let Some(mxc) = slot.as_ref() {
@@ -201,7 +198,9 @@ impl Backend for Synapse {
                         .lookup(user_id)
                         .map_err(|e| {
                             Failure::new(
-                                format!("reading {user_id}'s phone numbers before changing its emails"),
+                                format!(
+                                    "reading {user_id}'s phone numbers before changing its emails"
+                                ),
                                 e,
                             )
                         })?

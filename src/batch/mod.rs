@@ -238,10 +238,7 @@ impl EmailLines {
     pub fn add(&mut self, line: usize, f: &reader::Fields) -> Option<String> {
         for e in f.emails.iter().flatten() {
             let canonical = crate::state::canonical_email(e);
-            let first = *self
-                .lines
-                .entry(priors::hash(&canonical))
-                .or_insert(line);
+            let first = *self.lines.entry(priors::hash(&canonical)).or_insert(line);
             if first != line {
                 return Some(format!(
                     "gives the email address {canonical}, which line {first} gives too: an \

@@ -203,10 +203,7 @@ mod tests {
         }
         let p = b.build();
         let a = p.get("a").unwrap();
-        assert_eq!(
-            (a.status, a.password.is_none()),
-            (Status::Registered, true)
-        );
+        assert_eq!((a.status, a.password.is_none()), (Status::Registered, true));
         let b = p.get("b").unwrap();
         assert_eq!(b.status, Status::Pending);
         assert_eq!(b.password.unwrap().expose(), "pw-b");

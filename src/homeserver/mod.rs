@@ -164,7 +164,9 @@ impl Homeserver {
             .chars()
             .any(|c| c == '\\' || c == '#' || c.is_control() || c.is_whitespace())
         {
-            return Err(refuse("holds a backslash, a #, a space or a control character"));
+            return Err(refuse(
+                "holds a backslash, a #, a space or a control character",
+            ));
         }
         let url = self.url(path);
         let (Ok(base), Ok(joined)) = (reqwest::Url::parse(&self.base), reqwest::Url::parse(&url))

@@ -91,7 +91,7 @@ fn check_hooks_changes(rec: &mut Record, ctx: &Ctx<'_>) -> Result<(), Error> {
             &resolved.user_types,
             &resolved.secret_files,
         )
-            .map_err(|why| refuse(format!("changes.{field}.to: {why}")))?;
+        .map_err(|why| refuse(format!("changes.{field}.to: {why}")))?;
         // What the server has is what the read stage found.
         c.from = planned.from.clone();
     }

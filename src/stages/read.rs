@@ -171,7 +171,11 @@ pub fn check_email_owners(
     let Some(c) = rec.changes.get("emails") else {
         return Ok(());
     };
-    let had: Vec<&Value> = c.from.as_array().map(|a| a.iter().collect()).unwrap_or_default();
+    let had: Vec<&Value> = c
+        .from
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
     for address in c.to.as_array().into_iter().flatten() {
         let Some(address) = address.as_str() else {
             continue;

@@ -198,8 +198,18 @@ fn submit_mas(rec: &mut Record, ctx: &mut Ctx<'_>, mas: &MasBackend) -> Result<(
             return Err(Error::Server(in_use(api.hs.base_url())));
         }
         Err(e) if verdict(&e) == Verdict::Transient => {
-            // The answer was lost: a lookup says whether the user was made.
+            // The answer was lost: the create is sent again under the run's
+            // retry policy and budget, and a "user exists" then is this
+            // row's (a lookup by name finds it). A lost answer to that one
+            // is settled again the same way.
             rec.maybe_sent = true;
+            if ctx.retries > 0 {
+                return Err(Error::Again {
+                    from: Stage::Submit,
+                    cause: Box::new(e),
+                });
+            }
+            // One registration, no retries: settled once, now.
             match api.user_by_username(&username)? {
                 Some(u) => u,
                 None => match api.create_user(&username)? {

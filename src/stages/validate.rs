@@ -172,9 +172,9 @@ fn room_ok(room: &str) -> Result<(), String> {
 
 fn email_ok(email: &str) -> Result<(), String> {
     let ok = email.len() <= 320
-        && email
-            .split_once('@')
-            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.ends_with('.') && !d.contains('@'))
+        && email.split_once('@').is_some_and(|(l, d)| {
+            !l.is_empty() && d.contains('.') && !d.ends_with('.') && !d.contains('@')
+        })
         && !email.chars().any(|c| c.is_whitespace() || c.is_control());
     if ok {
         Ok(())

@@ -20,6 +20,7 @@ mod mas_stub;
 mod package;
 mod prompts;
 mod rig;
+mod safety;
 mod servers;
 mod signals;
 mod transports;
