@@ -153,6 +153,11 @@ fn rollback_deactivates_exactly_the_created_accounts_of_this_server() {
         s.register_directly(&n(x), "pw-local-1", false);
     }
     let mut text = std::fs::read_to_string(&out).unwrap();
+    let torn = format!(
+        "{{\"username\":\"{}\",\"user_id\":\"{}\",\"status\":\"regis",
+        n("torn"),
+        s.user_id(&n("torn"))
+    );
     text.push_str(&format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
         json!({"username": n("carol"), "status": "pending"}),
@@ -161,7 +166,7 @@ fn rollback_deactivates_exactly_the_created_accounts_of_this_server() {
         json!({"username": n("hand"), "user_id": s.user_id(&n("hand")), "status": "registered"}),
         json!({"username": n("torn"), "status": "pending"}),
         // Cut short by a crash.
-        format!("{{\"username\":\"{}\",\"user_id\":\"{}\",\"status\":\"regis", n("torn"), s.user_id(&n("torn"))),
+        torn,
     ));
     std::fs::write(&out, text).unwrap();
     let plan = rollback(&out, &["--plan"]);
@@ -213,10 +218,9 @@ fn a_rerun_finishes_an_interrupted_rollback_and_records_every_deactivation() {
         let (status, _) = s.client(
             "POST",
             &format!("/_synapse/admin/v1/deactivate/{}", enc(&s.user_id(u))),
-            &std::fs::read_to_string(s.admin_token_file())
+            std::fs::read_to_string(s.admin_token_file())
                 .unwrap()
-                .trim()
-                .to_string(),
+                .trim(),
             Some(json!({"erase": false})),
         );
         assert_eq!(status, 200);
@@ -298,7 +302,7 @@ fn an_email_address_of_another_account_is_never_taken() {
         .run()
         .code(1)
         .stderr_has(&want);
-    assert_eq!(s.emails(&irene), [shared.clone()]);
+    assert_eq!(s.emails(&irene), std::slice::from_ref(&shared));
     assert!(s.emails(&jack).is_empty());
 
     // Two rows, one address (as the server keeps it): a usage error, and
