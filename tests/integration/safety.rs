@@ -453,6 +453,11 @@ fn only_images_are_uploaded_as_avatars_and_each_once() {
     let tag = fresh("safe10");
     let text = dir.path().join("notes.png");
     std::fs::write(&text, "secret: hunter2\n").unwrap();
+    // An image by its first bytes, one byte past the bound.
+    let huge = dir.path().join("huge.png");
+    let mut big = PNG.to_vec();
+    big.resize((16 << 20) + 1, 0);
+    std::fs::write(&huge, big).unwrap();
     let before = admin_media_count();
     let files = [
         s.admin_token_file(),
@@ -460,6 +465,7 @@ fn only_images_are_uploaded_as_avatars_and_each_once() {
         "/proc/self/environ".to_string(),
         text.display().to_string(),
         "/dev/zero".to_string(),
+        huge.display().to_string(),
     ];
     let rows: Vec<Value> = files
         .iter()
@@ -479,6 +485,7 @@ fn only_images_are_uploaded_as_avatars_and_each_once() {
         "not a PNG, JPEG, GIF or WebP image",
         "is empty",
         "not a regular file",
+        "larger than 16 MiB",
     ] {
         assert!(run.stderr.contains(want), "{want}: {run:?}");
     }
