@@ -76,7 +76,7 @@ impl Journal {
             Error::Output(format!(
                 "cannot {what} the results file {}: {}",
                 path.display(),
-                crate::stages::config::io_cause(&e)
+                crate::files::io_cause(&e)
             ))
         };
         // A file made now is on disk only once its directory entry is.
@@ -214,7 +214,7 @@ impl Journal {
             Error::Output(format!(
                 "cannot read the results file {}: {}",
                 self.path.display(),
-                crate::stages::config::io_cause(&e)
+                crate::files::io_cause(&e)
             ))
         })?;
         #[derive(Default)]
@@ -310,7 +310,7 @@ impl Journal {
             Error::Output(format!(
                 "cannot write the results file {}: {}",
                 self.path.display(),
-                crate::stages::config::io_cause(&e)
+                crate::files::io_cause(&e)
             ))
         };
         let seq = {
@@ -350,7 +350,7 @@ impl Journal {
             Error::Output(format!(
                 "cannot sync the results file {}: {}",
                 self.path.display(),
-                crate::stages::config::io_cause(&e)
+                crate::files::io_cause(&e)
             ))
         };
         let mut w = self.wanted.lock().unwrap_or_else(|p| p.into_inner());
@@ -389,7 +389,7 @@ impl Journal {
                 w.failed = Some(format!(
                     "cannot sync the results file {}: {}",
                     self.path.display(),
-                    crate::stages::config::io_cause(&e)
+                    crate::files::io_cause(&e)
                 ));
                 w.through = 0;
             }

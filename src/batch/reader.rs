@@ -68,7 +68,7 @@ pub fn open(path: &Path, format: Format) -> Result<Rows, Error> {
             Error::Usage(format!(
                 "cannot open batch file {}: {}",
                 path.display(),
-                crate::stages::config::io_cause(&e)
+                crate::files::io_cause(&e)
             ))
         })?)
     };

@@ -340,3 +340,14 @@ pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     // reqwest's own message may include the URL, which the caller names already.
     msg.split(" for url (").next().unwrap_or(&msg).to_string()
 }
+
+/// A server URL the tool can use: `http://`, `https://` or `unix:`.
+pub fn check_url(url: &str) -> Result<(), crate::error::Error> {
+    let ok = url.starts_with("http://") || url.starts_with("https://") || url.starts_with("unix:");
+    if !ok {
+        return Err(crate::error::Error::Config(format!(
+            "server URL {url:?} must start with http://, https:// or unix:"
+        )));
+    }
+    Ok(())
+}

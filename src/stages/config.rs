@@ -464,21 +464,6 @@ pub fn secret_from_config(cfg: &Mapping) -> Result<Secret, Error> {
     }
 }
 
-/// Reads a secret from a file, stripped of surrounding whitespace.
-pub fn read_secret_file(path: &Path, what: &str) -> Result<Secret, Error> {
-    let bytes = crate::files::read_regular(path, crate::files::SECRET_MAX)
-        .map_err(|e| Error::Config(format!("cannot read {what} file {}: {e}", path.display())))?;
-    let text = Secret::new(String::from_utf8_lossy(&bytes));
-    let secret = Secret::new(text.expose().trim());
-    if secret.is_empty() {
-        return Err(Error::Config(format!(
-            "{what} file {} is empty",
-            path.display()
-        )));
-    }
-    Ok(secret)
-}
-
 /// The first listener of type `http`, without TLS, that serves the `client`
 /// resource, as a URL on localhost.
 pub fn client_listener_url(cfg: &Mapping) -> Result<Option<String>, Error> {
@@ -593,35 +578,13 @@ pub fn plain_http_host(url: &str) -> Option<String> {
     (!loopback).then_some(host)
 }
 
-/// Warns when a file holding a secret can be read by every local user.
-pub fn warn_if_world_readable(path: &Path, what: &str, console: &crate::console::Console) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path) {
-        if meta.permissions().mode() & 0o004 != 0 {
-            console.warn(&format!(
-                "{what} {} can be read by every local user; chmod o-r it",
-                path.display()
-            ));
-        }
-    }
-}
-
 fn truthy(v: &Value) -> bool {
     crate::yaml11::truthy(v)
 }
 
-pub fn check_url(url: &str) -> Result<(), Error> {
-    let ok = url.starts_with("http://") || url.starts_with("https://") || url.starts_with("unix:");
-    if !ok {
-        return Err(Error::Config(format!(
-            "server URL {url:?} must start with http://, https:// or unix:"
-        )));
-    }
-    Ok(())
-}
-
 /// An io::Error's message without Rust's "(os error N)" suffix.
-pub use crate::files::io_cause;
+pub use crate::files::{io_cause, read_secret_file, warn_if_world_readable};
+pub use crate::homeserver::check_url;
 
 #[cfg(test)]
 mod tests {

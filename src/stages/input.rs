@@ -106,7 +106,7 @@ pub fn record_from_options(cli: &Options, console: &Console) -> Result<Record, E
     let password = match &cli.password_file {
         Some(path) => {
             if path.as_os_str() != "-" {
-                super::config::warn_if_world_readable(path, "the password file", console);
+                crate::files::warn_if_world_readable(path, "the password file", console);
             }
             Some(read_password_file(path)?)
         }

@@ -94,8 +94,8 @@ pub fn resolve(
         .or_else(|| cfg.client.as_ref().map(|(id, _)| id.clone()));
     let secret = match &opts.mas_client_secret_file {
         Some(p) => {
-            super::config::warn_if_world_readable(p, "the MAS client secret file", console);
-            Some(super::config::read_secret_file(
+            crate::files::warn_if_world_readable(p, "the MAS client secret file", console);
+            Some(crate::files::read_secret_file(
                 p,
                 "--mas-client-secret-file",
             )?)
@@ -123,7 +123,7 @@ pub fn resolve(
         })?,
     };
     let url = url.trim_end_matches('/').to_string();
-    super::config::check_url(&url)?;
+    crate::homeserver::check_url(&url)?;
     console.verbose(&format!("MAS: {url}, client {client_id}"));
     let creds = Credentials::new(client_id, secret);
     let known_name = config_server_name.or(cfg.homeserver);

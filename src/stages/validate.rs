@@ -56,7 +56,7 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         }
     }
     if let Some(url) = &rec.server_url {
-        super::config::check_url(url)?;
+        crate::homeserver::check_url(url)?;
     }
     let resolved = ctx.resolved()?;
     check_managed(rec, username, &resolved.secret_files)?;
