@@ -190,7 +190,7 @@ impl Host {
         // Longest first, so a secret that contains another is masked whole.
         all.sort_by_key(|s| std::cmp::Reverse(s.expose().len()));
         for s in all {
-            out = out.replace(s.expose(), "[redacted]");
+            out = mask(&out, s.expose());
         }
         out
     }
@@ -847,4 +847,54 @@ fn matrix_module(lua: &Lua, host: &Rc<Host>) -> mlua::Result<Table> {
         lua.create_function(move |_, token: String| h.whoami(&Secret::new(token)).map(Some))?,
     )?;
     Ok(m)
+}
+
+/// Secrets shorter than this are masked only where they stand as a whole
+/// value (not inside a longer word: with `-k x`, "text" stays "text");
+/// longer ones wherever they appear.
+const WHOLE_WORD_BELOW: usize = 8;
+
+/// `text` with `secret` replaced by `[redacted]`.
+fn mask(text: &str, secret: &str) -> String {
+    if secret.len() >= WHOLE_WORD_BELOW {
+        return text.replace(secret, "[redacted]");
+    }
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut before: Option<char> = None;
+    while let Some(at) = rest.find(secret) {
+        let head = &rest[..at];
+        let prev = head.chars().next_back().or(before);
+        let after = rest[at + secret.len()..].chars().next();
+        let starts = secret.chars().next().is_some_and(word);
+        let ends = secret.chars().next_back().is_some_and(word);
+        let whole = !(starts && prev.is_some_and(word)) && !(ends && after.is_some_and(word));
+        out.push_str(head);
+        if whole {
+            out.push_str("[redacted]");
+        } else {
+            out.push_str(secret);
+        }
+        before = secret.chars().next_back();
+        rest = &rest[at + secret.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod mask_tests {
+    use super::mask;
+
+    #[test]
+    fn short_secrets_are_masked_as_whole_values_only() {
+        assert_eq!(mask("text", "x"), "text");
+        assert_eq!(mask("x", "x"), "[redacted]");
+        assert_eq!(mask("key=x&y", "x"), "key=[redacted]&y");
+        assert_eq!(mask("\"x\" and xx", "x"), "\"[redacted]\" and xx");
+        assert_eq!(mask("a-long-secret!", "a-long-secret"), "[redacted]!");
+        assert_eq!(mask("pre-a-long-secret-post", "a-long-secret"), "pre-[redacted]-post");
+        assert_eq!(mask("ab1secretpassword9", "secretpassword"), "ab1[redacted]9");
+    }
 }
