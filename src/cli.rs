@@ -124,9 +124,11 @@ pub struct Cli {
     #[arg(long = "dry-run", help_heading = "Hooks")]
     pub dry_run: bool,
 
-    /// [extension] How often each request is tried again after a 5xx answer, a dropped
-    /// connection or an expired nonce. Default: 0 for one registration (as the original), 10
-    /// for --batch. Rate limits are waited out besides, up to --max-wait each.
+    /// [extension] How often a registration is tried again (its nonce and register calls
+    /// share this one budget) after a 5xx answer, a dropped connection or an expired nonce;
+    /// every other request (admin API, logins, hooks' requests) has a budget of its own of the
+    /// same size. Default: 0 for one registration (as the original), 10 for --batch. Rate limits
+    /// are waited out besides, up to --max-wait each.
     #[arg(
         long = "retries",
         value_name = "N",

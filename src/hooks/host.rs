@@ -894,7 +894,13 @@ mod mask_tests {
         assert_eq!(mask("key=x&y", "x"), "key=[redacted]&y");
         assert_eq!(mask("\"x\" and xx", "x"), "\"[redacted]\" and xx");
         assert_eq!(mask("a-long-secret!", "a-long-secret"), "[redacted]!");
-        assert_eq!(mask("pre-a-long-secret-post", "a-long-secret"), "pre-[redacted]-post");
-        assert_eq!(mask("ab1secretpassword9", "secretpassword"), "ab1[redacted]9");
+        assert_eq!(
+            mask("pre-a-long-secret-post", "a-long-secret"),
+            "pre-[redacted]-post"
+        );
+        assert_eq!(
+            mask("ab1secretpassword9", "secretpassword"),
+            "ab1[redacted]9"
+        );
     }
 }

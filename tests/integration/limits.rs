@@ -193,3 +193,30 @@ fn settling_more_rows_than_the_login_limit_waits_it_out() {
         assert!(s.login(u, &format!("settle-password-{i}")).is_some());
     }
 }
+
+/// The bounds of the command line's numbers: each value just past a bound
+/// is a usage error naming the flag, and nothing is sent.
+#[test]
+fn numbers_past_their_bounds_are_usage_errors() {
+    let s = crate::synapse();
+    let u = crate::fresh("bounds");
+    for (flag, bad) in [
+        ("-j", "0"),
+        ("-j", "257"),
+        ("--hook-memory", "0"),
+        ("--hook-memory", "4097"),
+        ("--timeout", "0"),
+        ("--timeout", "86401"),
+        ("--hook-timeout", "-1"),
+        ("--max-wait", "86400.5"),
+        ("--deadline", "nan"),
+    ] {
+        crate::Test::new()
+            .args(["-u", &u, "-p", "pw-bounds-1", "--no-admin", flag, bad])
+            .args(["-k", &s.secret, &s.url])
+            .run()
+            .code(2)
+            .stderr_has(flag.trim_start_matches('-'));
+    }
+    assert!(s.user(&u).is_none());
+}
