@@ -101,14 +101,62 @@ pub fn proxy_to_url(
     let url = format!("http://{}", l.local_addr().unwrap());
     let injected = Arc::new(Mutex::new(HashMap::new()));
     let requests = Arc::new(AtomicUsize::new(0));
+    start_proxy(
+        upstream,
+        move |line, r| {
+            (pick(line) && r % 1000 < per_mille)
+                .then(|| only.unwrap_or(FAULTS[((r >> 20) % FAULTS.len() as u64) as usize]))
+        },
+        seed,
+        l,
+        url,
+        injected,
+        requests,
+    )
+}
+
+/// A proxy in front of `url` whose `script` says, request by request (by
+/// its request line), which fault it gets, if any: for tests that need a
+/// fault at one exact request.
+pub fn proxy_scripted(url: &str, script: fn(&str) -> Option<Fault>) -> Proxy {
+    let upstream = url.trim_start_matches("http://").to_string();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    start_proxy(
+        upstream,
+        move |line, _| script(line),
+        0,
+        l,
+        url,
+        Arc::new(Mutex::new(HashMap::new())),
+        Arc::new(AtomicUsize::new(0)),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start_proxy(
+    upstream: String,
+    choose: impl Fn(&str, u64) -> Option<Fault> + Send + Sync + 'static,
+    seed: u64,
+    l: TcpListener,
+    url: String,
+    injected: Arc<Mutex<HashMap<Fault, usize>>>,
+    requests: Arc<AtomicUsize>,
+) -> Proxy {
     let rng = Arc::new(AtomicU64::new(seed));
+    let choose = Arc::new(choose);
     let (inj, reqs) = (injected.clone(), requests.clone());
     std::thread::spawn(move || {
         for client in l.incoming().flatten() {
-            let (upstream, inj, reqs, rng) =
-                (upstream.clone(), inj.clone(), reqs.clone(), rng.clone());
+            let (upstream, inj, reqs, rng, choose) = (
+                upstream.clone(),
+                inj.clone(),
+                reqs.clone(),
+                rng.clone(),
+                choose.clone(),
+            );
             std::thread::spawn(move || {
-                let _ = handle(client, &upstream, per_mille, pick, only, &rng, &inj, &reqs);
+                let _ = handle(client, &upstream, &*choose, &rng, &inj, &reqs);
             });
         }
     });
@@ -171,13 +219,10 @@ fn respond(s: &mut TcpStream, status: &str, content_type: &str, body: &str) -> s
     )
 }
 
-#[allow(clippy::too_many_arguments)]
 fn handle(
     mut client: TcpStream,
     upstream: &str,
-    per_mille: u64,
-    pick: fn(&str) -> bool,
-    only: Option<Fault>,
+    choose: &dyn Fn(&str, u64) -> Option<Fault>,
     rng: &AtomicU64,
     injected: &Mutex<HashMap<Fault, usize>>,
     requests: &AtomicUsize,
@@ -187,8 +232,7 @@ fn handle(
     let request_line = head.lines().next().unwrap_or("").to_string();
     let nonce = request_line.starts_with("GET /_synapse/admin/v1/register");
     let r = next_random(rng);
-    let fault = (pick(&request_line) && r % 1000 < per_mille)
-        .then(|| only.unwrap_or(FAULTS[((r >> 20) % FAULTS.len() as u64) as usize]));
+    let fault = choose(&request_line, r);
     // A made-up nonce only where a nonce is asked for; elsewhere the server
     // acts on the request and its answer is lost.
     let fault = match fault {
