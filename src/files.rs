@@ -190,6 +190,38 @@ pub fn check_yaml_nesting(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Reads a secret from a file, stripped of surrounding whitespace.
+pub fn read_secret_file(
+    path: &Path,
+    what: &str,
+) -> Result<crate::secret::Secret, crate::error::Error> {
+    let bytes = read_regular(path, SECRET_MAX).map_err(|e| {
+        crate::error::Error::Config(format!("cannot read {what} file {}: {e}", path.display()))
+    })?;
+    let text = crate::secret::Secret::new(String::from_utf8_lossy(&bytes));
+    let secret = crate::secret::Secret::new(text.expose().trim());
+    if secret.is_empty() {
+        return Err(crate::error::Error::Config(format!(
+            "{what} file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(secret)
+}
+
+/// Warns when a file holding a secret can be read by every local user.
+pub fn warn_if_world_readable(path: &Path, what: &str, console: &crate::console::Console) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.permissions().mode() & 0o004 != 0 {
+            console.warn(&format!(
+                "{what} {} can be read by every local user; chmod o-r it",
+                path.display()
+            ));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,37 +272,5 @@ mod tests {
         let zero = std::fs::File::open("/dev/zero").unwrap();
         let mut r = LineBound::new(std::io::BufReader::new(zero));
         assert!(r.read_to_end(&mut Vec::new()).is_err());
-    }
-}
-
-/// Reads a secret from a file, stripped of surrounding whitespace.
-pub fn read_secret_file(
-    path: &Path,
-    what: &str,
-) -> Result<crate::secret::Secret, crate::error::Error> {
-    let bytes = read_regular(path, SECRET_MAX).map_err(|e| {
-        crate::error::Error::Config(format!("cannot read {what} file {}: {e}", path.display()))
-    })?;
-    let text = crate::secret::Secret::new(String::from_utf8_lossy(&bytes));
-    let secret = crate::secret::Secret::new(text.expose().trim());
-    if secret.is_empty() {
-        return Err(crate::error::Error::Config(format!(
-            "{what} file {} is empty",
-            path.display()
-        )));
-    }
-    Ok(secret)
-}
-
-/// Warns when a file holding a secret can be read by every local user.
-pub fn warn_if_world_readable(path: &Path, what: &str, console: &crate::console::Console) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path) {
-        if meta.permissions().mode() & 0o004 != 0 {
-            console.warn(&format!(
-                "{what} {} can be read by every local user; chmod o-r it",
-                path.display()
-            ));
-        }
     }
 }

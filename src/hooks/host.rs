@@ -869,7 +869,7 @@ fn mask(text: &str, secret: &str) -> String {
         let after = rest[at + secret.len()..].chars().next();
         let starts = secret.chars().next().is_some_and(word);
         let ends = secret.chars().next_back().is_some_and(word);
-        let whole = !(starts && prev.is_some_and(word)) && !(ends && after.is_some_and(word));
+        let whole = !(starts && prev.is_some_and(word) || ends && after.is_some_and(word));
         out.push_str(head);
         if whole {
             out.push_str("[redacted]");
