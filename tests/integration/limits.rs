@@ -201,8 +201,8 @@ fn numbers_past_their_bounds_are_usage_errors() {
     let s = crate::synapse();
     let u = crate::fresh("bounds");
     for (flag, bad) in [
-        ("-j", "0"),
-        ("-j", "257"),
+        ("--jobs", "0"),
+        ("--jobs", "257"),
         ("--hook-memory", "0"),
         ("--hook-memory", "4097"),
         ("--timeout", "0"),
@@ -212,7 +212,9 @@ fn numbers_past_their_bounds_are_usage_errors() {
         ("--deadline", "nan"),
     ] {
         crate::Test::new()
-            .args(["-u", &u, "-p", "pw-bounds-1", "--no-admin", flag, bad])
+            // `=`: a value that starts with `-` is the flag's.
+            .args(["-u", &u, "-p", "pw-bounds-1", "--no-admin"])
+            .arg(format!("{flag}={bad}"))
             .args(["-k", &s.secret, &s.url])
             .run()
             .code(2)
