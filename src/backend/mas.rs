@@ -261,22 +261,16 @@ impl Backend for MasBackend {
         let user = self
             .user(user_id)
             .map_err(|e| Failure::new(format!("reading {user_id} in MAS"), e))?;
-        match user {
-            Some(u) => self.synapse(&u.id)?.email_owner(user_id, address),
-            // Not created yet: the lookup is the operator's to make.
-            None => match self.synapse.as_ref().and_then(|s| s.token.clone()) {
-                Some(t) => {
-                    let side = self.synapse.as_ref().map(|s| s.hs.clone());
-                    match side {
-                        Some(hs) => hs
-                            .admin(&t)
-                            .threepid_owner("email", address)
-                            .map_err(|e| Failure::new(format!("looking up who has {address}"), e)),
-                        None => Ok(None),
-                    }
-                }
+        let side = self.synapse.as_ref();
+        match (user, side.and_then(|s| s.token.clone())) {
+            (Some(u), _) => self.synapse(&u.id)?.email_owner(user_id, address),
+            // Not created yet: the lookup is the operator's token's to make.
+            (None, Some(token)) => match side {
+                Some(s) => super::synapse::Synapse::new(s.hs.clone(), token, s.shared.clone())
+                    .email_owner(user_id, address),
                 None => Ok(None),
             },
+            (None, None) => Ok(None),
         }
     }
 

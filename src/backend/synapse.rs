@@ -73,6 +73,11 @@ impl Synapse {
         }
     }
 
+    fn read_image(&self, path: &str) -> Result<super::avatar::Image, Failure> {
+        super::avatar::read(std::path::Path::new(path), &self.shared.secret_files)
+            .map_err(|e| Failure::new("the avatar", e))
+    }
+
     fn avatar_url(&self, given: &str) -> Result<String, Failure> {
         if given.starts_with("mxc://") {
             return Ok(given.to_string());
@@ -101,13 +106,6 @@ impl Synapse {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl Synapse {
-    fn read_image(&self, path: &str) -> Result<super::avatar::Image, Failure> {
-        super::avatar::read(std::path::Path::new(path), &self.shared.secret_files)
-            .map_err(|e| Failure::new("the avatar", e))
-    }
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {

@@ -22,6 +22,7 @@ use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
 pub use super::priors::Prior;
+use super::priors::{Builder, Priors};
 
 /// What a results file records as created, for `--rollback`.
 #[derive(Debug, Default)]
@@ -31,7 +32,6 @@ pub struct Recorded {
     /// Lines that claim a creation they do not prove: line, username key.
     pub unproven: Vec<(usize, String)>,
 }
-use super::priors::{Builder, Priors};
 
 /// What the syncer is asked for.
 #[derive(Default)]

@@ -46,23 +46,12 @@ pub fn run(cli: &Options, path: &Path, console: &Console) -> Result<u8, Error> {
     // Counted ahead only when it is a regular file: a pipe or a FIFO can be
     // read once, and that one read is the batch's.
     let regular = std::fs::metadata(path).is_ok_and(|m| m.is_file());
-    let total = regular.then(|| count_rows(path, format)).flatten();
-    // An address two rows give would move between their accounts on every
-    // run: refused before anything is sent (from a pipe, the later row is).
-    if regular && matches!(Mode::of(cli), Mode::Ensure | Mode::Plan) {
-        let mut emails = EmailLines::default();
-        for row in reader::open(path, format)? {
-            if let Ok(f) = &row.fields {
-                if let Some(why) = emails.add(row.line, f) {
-                    return Err(Error::Usage(format!(
-                        "{}: line {}: {why}",
-                        path.display(),
-                        row.line
-                    )));
-                }
-            }
-        }
-    }
+    let total = match (regular, Mode::of(cli)) {
+        (false, _) => None,
+        // That pass counts the rows too.
+        (true, Mode::Ensure | Mode::Plan) => Some(no_shared_emails(path, format)?),
+        (true, _) => count_rows(path, format),
+    };
     let journal = match (&cli.output, cli.dry_run || cli.plan) {
         (Some(p), false) => {
             let j = journal::Journal::open(p)?;
@@ -248,6 +237,30 @@ impl EmailLines {
         }
         None
     }
+}
+
+/// An address two rows give would move between their accounts on every
+/// run: refused before anything is sent (from a pipe, which is read once,
+/// the later row is). The number of rows.
+fn no_shared_emails(path: &Path, format: Format) -> Result<u64, Error> {
+    let mut emails = EmailLines::default();
+    let mut n = 0;
+    for row in reader::open(path, format)? {
+        n += 1;
+        if let Some(why) = row
+            .fields
+            .as_ref()
+            .ok()
+            .and_then(|f| emails.add(row.line, f))
+        {
+            return Err(Error::Usage(format!(
+                "{}: line {}: {why}",
+                path.display(),
+                row.line
+            )));
+        }
+    }
+    Ok(n)
 }
 
 /// How many rows a file holds, for the progress bar's ETA (a quick count of

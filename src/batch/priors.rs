@@ -120,7 +120,7 @@ impl Builder {
             let mut winner: Option<u8> = None;
             let mut rejected = None;
             while j < n && self.lines[j][..12] == self.lines[i][..12] {
-                let s = STATUSES[usize::from(self.lines[j][12] & 0x7f) % STATUSES.len()];
+                let s = STATUSES[usize::from(self.lines[j][12]) % STATUSES.len()];
                 if s == Status::Rejected {
                     rejected = Some(self.lines[j][12]);
                 } else {

@@ -863,12 +863,12 @@ fn mask(text: &str, secret: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     let mut before: Option<char> = None;
+    let starts = secret.chars().next().is_some_and(word);
+    let ends = secret.chars().next_back().is_some_and(word);
     while let Some(at) = rest.find(secret) {
         let head = &rest[..at];
         let prev = head.chars().next_back().or(before);
         let after = rest[at + secret.len()..].chars().next();
-        let starts = secret.chars().next().is_some_and(word);
-        let ends = secret.chars().next_back().is_some_and(word);
         let whole = !(starts && prev.is_some_and(word) || ends && after.is_some_and(word));
         out.push_str(head);
         if whole {

@@ -89,7 +89,7 @@ fn check_hooks_changes(rec: &mut Record, ctx: &Ctx<'_>) -> Result<(), Error> {
             field,
             &c.to,
             &resolved.user_types,
-            &resolved.secret_files,
+            &resolved.backend_shared.secret_files,
         )
         .map_err(|why| refuse(format!("changes.{field}.to: {why}")))?;
         // What the server has is what the read stage found.

@@ -193,7 +193,7 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         password_policy,
         admin_token,
         admin_user,
-        backend_shared: Arc::new(crate::backend::synapse::Shared::new(secret_files.clone())),
+        backend_shared: Arc::new(crate::backend::synapse::Shared::new(secret_files)),
         config_server_name: match &mas {
             Some((_, name)) => name.clone(),
             None => config_server_name,
@@ -201,7 +201,6 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         learned_server_name: std::sync::OnceLock::new(),
         mas: mas.map(|(setup, _)| setup),
         user_types,
-        secret_files,
     }));
     Ok(())
 }
@@ -582,9 +581,8 @@ fn truthy(v: &Value) -> bool {
     crate::yaml11::truthy(v)
 }
 
-/// An io::Error's message without Rust's "(os error N)" suffix.
-pub use crate::files::{io_cause, read_secret_file, warn_if_world_readable};
-pub use crate::homeserver::check_url;
+use crate::files::{io_cause, read_secret_file, warn_if_world_readable};
+use crate::homeserver::check_url;
 
 #[cfg(test)]
 mod tests {

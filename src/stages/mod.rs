@@ -62,7 +62,8 @@ pub struct Resolved {
     pub admin_token: Option<Secret>,
     /// Whose that token is, once checked (`@admin:server`).
     pub admin_user: Option<String>,
-    /// What every record's backend shares (uploads, resolved aliases).
+    /// What every record's backend shares (uploads, resolved aliases, and
+    /// the run's own secret files, which no avatar may be).
     pub backend_shared: Arc<crate::backend::synapse::Shared>,
     /// The config's `server_name`, when a `-c` file gives it.
     pub config_server_name: Option<String>,
@@ -74,10 +75,6 @@ pub struct Resolved {
     /// The user types the server knows: Synapse's own (`bot`, `support`)
     /// and the config's `user_types.extra_user_types`.
     pub user_types: Vec<String>,
-    /// The run's own secret files (device, inode): the shared secret, the
-    /// admin token, the password file, the config files, the results file,
-    /// MAS's client secret. No avatar may be one of them.
-    pub secret_files: Vec<(u64, u64)>,
 }
 
 impl Resolved {

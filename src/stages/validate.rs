@@ -59,7 +59,7 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         crate::homeserver::check_url(url)?;
     }
     let resolved = ctx.resolved()?;
-    check_managed(rec, username, &resolved.secret_files)?;
+    check_managed(rec, username, &resolved.backend_shared.secret_files)?;
     if let Some(d) = &rec.displayname {
         // The original sends any name; what Synapse would refuse half-way
         // through changing an account is refused here.
@@ -71,7 +71,7 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         user_type_ok(t, &resolved.user_types)
             .map_err(|why| Error::Input(format!("{username}: {why}")))?;
     }
-    if let Some(setup) = ctx.resolved()?.mas.clone() {
+    if let Some(setup) = resolved.mas.clone() {
         check_for_mas(
             rec,
             username,
