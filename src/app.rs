@@ -61,6 +61,10 @@ pub fn main() -> ExitCode {
     let opts = cli.options();
     crate::interrupt::install();
     let result = match (&opts.batch, &opts.rollback) {
+        _ if opts.export.is_some() => {
+            let path = opts.export.clone().unwrap_or_default();
+            crate::batch::export::run(&opts, &path, &console)
+        }
         (Some(path), _) => crate::batch::run(&opts, path, &console),
         (None, Some(results)) => crate::batch::rollback::run(&opts, results, &console),
         (None, None) => run(&opts, &console),

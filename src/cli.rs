@@ -274,6 +274,58 @@ pub struct Cli {
     #[arg(long = "yes", requires = "rollback", help_heading = "Desired state")]
     pub yes: bool,
 
+    /// [extension] With --ensure: reactivate accounts whose data was erased (`active: true` on
+    /// one is refused otherwise, as its display name, avatar and rooms are gone).
+    #[arg(long = "erased-ok", requires = "ensure", help_heading = "Desired state")]
+    pub erased_ok: bool,
+
+    /// [extension] Write every local account of the server as an inventory to FILE (its
+    /// extension names the format: .jsonl, .csv, .yaml; `-` is JSON Lines on standard output),
+    /// which --ensure --batch FILE then manages. Needs an admin token; never writes a password.
+    #[arg(
+        long = "export",
+        value_name = "FILE",
+        conflicts_with_all = ["batch", "user", "ensure", "rollback", "plan", "dry_run"],
+        help_heading = "Server as state"
+    )]
+    pub export: Option<PathBuf>,
+
+    /// [extension] With --export: include guest accounts.
+    #[arg(long = "export-guests", requires = "export", help_heading = "Server as state")]
+    pub export_guests: bool,
+
+    /// [extension] With --ensure --batch: deactivate (or, with --prune=lock, lock) every local
+    /// account the inventory does not name, after its rows. Never the admin token's own,
+    /// application services', guests', deactivated or --keep accounts; prunes nobody when the
+    /// inventory did not read whole, or when it would prune more than --prune-max or a third of
+    /// the active accounts (exit status 5).
+    #[arg(
+        long = "prune",
+        value_name = "HOW",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "deactivate",
+        requires_all = ["ensure", "batch"],
+        help_heading = "Server as state"
+    )]
+    pub prune: Option<crate::options::Prune>,
+
+    /// [extension] With --prune: an account never pruned: a user ID, a localpart, or a glob of
+    /// either with * and ? (repeatable; the config section's prune_keep adds more).
+    #[arg(long = "keep", value_name = "USER_OR_GLOB", action = ArgAction::Append, requires = "prune", help_heading = "Server as state")]
+    pub keep: Vec<String>,
+
+    /// [extension] With --prune: the most accounts one run prunes; a run that would prune more
+    /// (or more than a third of the active accounts) prunes nobody.
+    #[arg(
+        long = "prune-max",
+        value_name = "N",
+        default_value_t = 10,
+        requires = "prune",
+        help_heading = "Server as state"
+    )]
+    pub prune_max: u64,
+
     /// [extension] With --ensure: the user's avatar, an mxc:// URI or a local image file
     /// (uploaded once).
     #[arg(
@@ -355,6 +407,12 @@ impl Cli {
             rollback: self.rollback.clone(),
             erase: self.erase,
             yes: self.yes,
+            erased_ok: self.erased_ok,
+            export: self.export.clone(),
+            export_guests: self.export_guests,
+            prune: self.prune,
+            keep: self.keep.clone(),
+            prune_max: self.prune_max,
             avatar: self.avatar.clone(),
             rooms: self.rooms.clone(),
             emails: self.emails.clone(),

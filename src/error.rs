@@ -14,6 +14,9 @@ pub mod exit {
     pub const AFTER_CREATE: u8 = 3;
     /// `--plan`: something would be created or changed.
     pub const CHANGES: u8 = 4;
+    /// `--prune`: more accounts would be pruned than the bound allows, or
+    /// the inventory did not read whole; nobody was pruned.
+    pub const PRUNE_REFUSED: u8 = 5;
 }
 
 /// The errcode of a taken username.

@@ -77,12 +77,31 @@ pub struct Options {
     pub erase: bool,
     /// Answer yes to `--rollback`'s question.
     pub yes: bool,
+    /// Reactivate accounts whose data was erased.
+    pub erased_ok: bool,
+    /// `--export FILE`: write the server's accounts as an inventory.
+    pub export: Option<PathBuf>,
+    /// Export guests too.
+    pub export_guests: bool,
+    /// `--prune`: what is done to accounts the inventory does not name.
+    pub prune: Option<Prune>,
+    /// `--keep`: user IDs, localparts or globs never pruned.
+    pub keep: Vec<String>,
+    /// `--prune-max`: the most accounts one run prunes.
+    pub prune_max: u64,
     /// `--avatar`: an `mxc://` URI or a local image file.
     pub avatar: Option<String>,
     /// `--room`: rooms the user must have joined.
     pub rooms: Vec<String>,
     /// `--email`: the user's exact set of email addresses.
     pub emails: Vec<String>,
+}
+
+/// What `--prune` does to an account the inventory does not name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Prune {
+    Deactivate,
+    Lock,
 }
 
 /// What a run does with each record.

@@ -38,6 +38,17 @@ pub struct Record {
     /// `--ensure`: `true` locks the account (it cannot log in), `false`
     /// unlocks it.
     pub locked: Option<bool>,
+    /// `--ensure`: the exact set of SSO identities, as
+    /// `auth_provider:external_id` (`None`: not managed).
+    pub external_ids: Option<Vec<String>>,
+    /// `--ensure`: an erased account may be reactivated.
+    pub erased_ok: bool,
+    /// The apply stage reactivated the account (with the record's password,
+    /// which a generated one's report then keeps).
+    pub reactivated: bool,
+    /// `--prune`: the account is not in the inventory, and is deactivated
+    /// or locked (as `active` or `locked` say).
+    pub pruned: bool,
     /// `--rollback`: the user ID the results file recorded; a row whose
     /// user ID on this server differs is refused.
     pub recorded_user_id: Option<String>,

@@ -37,6 +37,9 @@ pub enum Status {
     Deactivated,
     /// `--plan`: what would happen (`exists`, `changes`); nothing changed.
     Plan,
+    /// `--prune`: the account is not in the inventory, and was deactivated
+    /// or locked (`changes` says which).
+    Pruned,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,6 +76,10 @@ pub struct Report {
     /// may undo.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<bool>,
+    /// `true` on the line of an account `--prune` took up: not in the
+    /// inventory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pruned: Option<bool>,
 }
 
 impl Report {
@@ -91,6 +98,7 @@ impl Report {
             exists: None,
             changes: None,
             created: None,
+            pruned: None,
         }
     }
 
@@ -103,6 +111,7 @@ impl Report {
                     Some(Outcome::DryRun) => Status::DryRun,
                     Some(Outcome::Planned) => Status::Plan,
                     Some(Outcome::Unchanged) => Status::Unchanged,
+                    Some(Outcome::Deactivated | Outcome::Updated) if rec.pruned => Status::Pruned,
                     Some(Outcome::Deactivated) => Status::Deactivated,
                     Some(Outcome::Updated) => Status::Updated,
                     _ => Status::Registered,
@@ -132,11 +141,13 @@ impl Report {
             created: (matches!(status, Status::Registered | Status::Incomplete)
                 && rec.created_here)
                 .then_some(true),
+            pruned: rec.pruned.then_some(true),
             // Nobody but this report knows a generated password; a rejected
             // row or a dry run created no account, and an account that
             // existed keeps the password it had, so there is nothing to keep.
             password: rec.password.clone().filter(|_| {
-                rec.password_generated
+                rec.password_generated && rec.reactivated && status == Status::Updated
+                    || rec.password_generated
                     && !matches!(
                         status,
                         Status::Rejected
@@ -147,6 +158,7 @@ impl Report {
                             | Status::Updated
                             | Status::Unchanged
                             | Status::Deactivated
+                            | Status::Pruned
                     )
                     && !(status == Status::Incomplete
                         && rec.exists == Some(true)
@@ -197,6 +209,10 @@ pub fn plan_line(r: &Report) -> String {
     let deactivate = changes
         .get("active")
         .is_some_and(|c| c.to == serde_json::Value::Bool(false));
+    if r.pruned == Some(true) && !words.is_empty() {
+        let how = if deactivate { "deactivate" } else { "lock" };
+        return format!("- {who}: {how} (not in the inventory)");
+    }
     match (r.exists, words.is_empty()) {
         (Some(false), true) => format!("+ {who}: create"),
         (Some(false), false) => format!("+ {who}: create with {}", words.join(", ")),

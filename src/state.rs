@@ -10,11 +10,12 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 /// The fields `--ensure` manages, in the order they are shown.
-pub const FIELDS: [&str; 8] = [
+pub const FIELDS: [&str; 9] = [
     "admin",
     "user_type",
     "displayname",
     "emails",
+    "external_ids",
     "avatar",
     "rooms",
     "locked",
@@ -42,10 +43,41 @@ pub struct Account {
     /// Locked: it cannot log in, and keeps its data.
     #[serde(default)]
     pub locked: bool,
+    /// SSO identities linked to it, as `auth_provider:external_id`, sorted.
+    #[serde(default)]
+    pub external_ids: Vec<String>,
+    /// Its data was erased when it was deactivated.
+    #[serde(default)]
+    pub erased: bool,
+    /// The application service that owns it, if one does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appservice_id: Option<String>,
+    /// A guest account.
+    #[serde(default)]
+    pub guest: bool,
     /// Third-party IDs other than email (phone numbers): kept as they are
     /// when the emails change, since the server replaces the whole list.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub other_threepids: Vec<Value>,
+}
+
+/// An account as the server's list of accounts shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub user_id: String,
+    pub guest: bool,
+    pub deactivated: bool,
+    pub locked: bool,
+}
+
+/// One page of the server's list of accounts.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub users: Vec<Listed>,
+    /// Where the next page starts (`None`: this is the last).
+    pub next: Option<String>,
+    /// How many accounts the whole list holds, when the server says.
+    pub total: Option<u64>,
 }
 
 /// What the input asks of an account. `None` (or an absent list): not managed.
@@ -61,6 +93,8 @@ pub struct Desired {
     pub rooms: Option<Vec<(String, Option<String>)>>,
     pub locked: Option<bool>,
     pub active: Option<bool>,
+    /// `auth_provider:external_id` values.
+    pub external_ids: Option<Vec<String>>,
 }
 
 /// One field's change.
@@ -144,6 +178,12 @@ pub fn plan(want: &Desired, account: Option<&Account>, avatar_same: bool) -> Cha
         to.dedup();
         put("emails", json!(have.emails), json!(to));
     }
+    if let Some(ids) = &want.external_ids {
+        let mut to = ids.clone();
+        to.sort();
+        to.dedup();
+        put("external_ids", json!(have.external_ids), json!(to));
+    }
     if let Some(a) = &want.avatar {
         if !(avatar_same || have.avatar.as_deref() == Some(a.as_str())) {
             put("avatar", json!(have.avatar), json!(a));
@@ -217,6 +257,19 @@ pub fn quoted(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// An external ID as `auth_provider:external_id`, split at its first `:`
+/// (a provider's ID has none).
+pub fn split_external_id(value: &str) -> Option<(&str, &str)> {
+    value
+        .split_once(':')
+        .filter(|(p, id)| !p.is_empty() && !id.is_empty())
+}
+
+/// The values of a list change's `to` that its `from` lacks.
+pub fn added(c: &Change) -> Vec<String> {
+    rooms_to_join(c)
 }
 
 /// The rooms a change of `rooms` still has to join: those of `to` that are

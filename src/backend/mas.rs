@@ -163,6 +163,15 @@ impl MasBackend {
         ))
     }
 
+    /// The homeserver's name, as MAS's site config gives it.
+    fn server_name(&self) -> Result<String, HsError> {
+        let (name, _) = self.mas().site_config()?;
+        name.ok_or_else(|| HsError::Body {
+            url: self.setup.url.clone(),
+            cause: "MAS's site config gives no server name".into(),
+        })
+    }
+
     pub fn mas(&self) -> Mas<'_> {
         Mas::new(self.hs.clone(), &self.setup.creds)
     }
@@ -220,8 +229,16 @@ impl Backend for MasBackend {
             rooms: Vec::new(),
             active: !u.deactivated,
             locked: u.locked,
-            other_threepids: Vec::new(),
+            ..Account::default()
         };
+        let mut ids: Vec<String> = self
+            .mas()
+            .links(&format!("filter[user]={}", crate::homeserver::admin::segment(&u.id)))?
+            .into_iter()
+            .map(|l| format!("{}:{}", l.provider, l.subject))
+            .collect();
+        ids.sort();
+        account.external_ids = ids;
         if self.synapse.is_some() {
             let synapse = self.synapse(&u.id).map_err(|f| HsError::Body {
                 url: self.setup.url.clone(),
@@ -238,6 +255,38 @@ impl Backend for MasBackend {
             }
         }
         Ok(Some(account))
+    }
+
+    fn list(&self, from: Option<&str>) -> Result<crate::state::Page, HsError> {
+        let (users, next, total) = self
+            .mas()
+            .users_page(from, super::synapse::LIST_PAGE)?;
+        let server = self.server_name()?;
+        Ok(crate::state::Page {
+            users: users
+                .into_iter()
+                .map(|u| crate::state::Listed {
+                    user_id: format!("@{}:{server}", u.username),
+                    guest: false,
+                    deactivated: u.deactivated,
+                    locked: u.locked,
+                })
+                .collect(),
+            next,
+            total,
+        })
+    }
+
+    fn canonical_alias(&self, room_id: &str) -> Result<Option<String>, HsError> {
+        let side = self.synapse.as_ref().ok_or_else(|| HsError::Body {
+            url: self.setup.url.clone(),
+            cause: "no Synapse admin API for this backend".into(),
+        })?;
+        match &side.token {
+            Some(t) => super::synapse::Synapse::new(side.hs.clone(), t.clone(), side.shared.clone())
+                .canonical_alias(room_id),
+            None => Ok(None),
+        }
     }
 
     fn room_id(&self, room: &str) -> Result<Option<String>, HsError> {
@@ -272,6 +321,44 @@ impl Backend for MasBackend {
             },
             (None, None) => Ok(None),
         }
+    }
+
+    fn external_id_owner(&self, _user_id: &str, value: &str) -> Result<Option<String>, Failure> {
+        let (provider, subject) = crate::state::split_external_id(value)
+            .ok_or_else(|| Failure::new(format!("the external ID {value}"), "not provider:id"))?;
+        let what = || format!("looking up who has the external ID {value} in MAS");
+        let seg = crate::homeserver::admin::segment;
+        let links = self
+            .mas()
+            .links(&format!(
+                "filter[provider]={}&filter[subject]={}",
+                seg(provider),
+                seg(subject)
+            ))
+            .map_err(|e| Failure::new(what(), e))?;
+        let Some(owner) = links.into_iter().find_map(|l| l.user) else {
+            return Ok(None);
+        };
+        let user = self
+            .mas()
+            .user_by_id(&owner)
+            .map_err(|e| Failure::new(what(), e))?;
+        let server = _user_id.split_once(':').map_or("", |(_, s)| s);
+        Ok(Some(match user {
+            Some(u) => format!("@{}:{server}", u.username),
+            None => format!("the MAS user {owner}"),
+        }))
+    }
+
+    fn reactivate(&self, user_id: &str, _password: Option<&Secret>) -> Result<(), Failure> {
+        let what = || format!("reactivating {user_id}");
+        let user = self
+            .user(user_id)
+            .map_err(|e| Failure::new(what(), e))?
+            .ok_or_else(|| Failure::new(what(), "MAS has no such user"))?;
+        self.mas()
+            .reactivate(&user.id)
+            .map_err(|e| Failure::new(what(), e))
     }
 
     fn apply(&self, user_id: &str, changes: &Changes, created: bool) -> Result<(), Failure> {
@@ -311,9 +398,10 @@ impl Backend for MasBackend {
                 "active" => {
                     return Err(Failure::new(
                         format!("reactivating {user_id}"),
-                        "not done by this tool: reactivate it with MAS's Admin API",
+                        "an account is reactivated before its other fields change",
                     ));
                 }
+                "external_ids" => self.relink(&user.id, user_id, c)?,
                 "locked" => mas
                     .lock(&user.id, c.to == Value::Bool(true))
                     .map_err(|e| Failure::new(format!("locking {user_id}"), e))?,
@@ -338,6 +426,34 @@ impl Backend for MasBackend {
             Some(u) => self.mas().deactivate(&u.id, erase),
             None => Ok(()),
         }
+    }
+}
+
+impl MasBackend {
+    /// Brings the user's upstream links to the change's `to`: the links
+    /// it lacks added, the ones not named removed.
+    fn relink(&self, id: &str, user_id: &str, c: &crate::state::Change) -> Result<(), Failure> {
+        let mas = self.mas();
+        let what = || format!("linking {user_id}'s external IDs in MAS");
+        let have = mas
+            .links(&format!("filter[user]={}", crate::homeserver::admin::segment(id)))
+            .map_err(|e| Failure::new(what(), e))?;
+        let want: Vec<&str> = c.to.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        for value in &want {
+            let Some((provider, subject)) = crate::state::split_external_id(value) else {
+                continue;
+            };
+            if !have.iter().any(|l| l.provider == provider && l.subject == subject) {
+                mas.add_link(id, provider, subject)
+                    .map_err(|e| Failure::new(what(), e))?;
+            }
+        }
+        for l in &have {
+            if !want.contains(&format!("{}:{}", l.provider, l.subject).as_str()) {
+                mas.remove_link(&l.id).map_err(|e| Failure::new(what(), e))?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -37,6 +37,13 @@ pub trait Backend {
     /// The account `user_id`, or `None` when it does not exist.
     fn lookup(&self, user_id: &str) -> Result<Option<Account>, HsError>;
 
+    /// One page of the server's local accounts, deactivated ones and
+    /// guests too, from `from` (`None`: the first page).
+    fn list(&self, from: Option<&str>) -> Result<crate::state::Page, HsError>;
+
+    /// A room's canonical alias, when it has one.
+    fn canonical_alias(&self, room_id: &str) -> Result<Option<String>, HsError>;
+
     /// The room ID a room or alias names (`None`: none yet).
     fn room_id(&self, room: &str) -> Result<Option<String>, HsError>;
 
@@ -46,6 +53,15 @@ pub trait Backend {
     /// Who has the email address `address` (`None`: nobody); `user_id` is
     /// the account it is for.
     fn email_owner(&self, user_id: &str, address: &str) -> Result<Option<String>, Failure>;
+
+    /// Who has the external ID `value` (`auth_provider:external_id`;
+    /// `None`: nobody); `user_id` is the account it is for.
+    fn external_id_owner(&self, user_id: &str, value: &str) -> Result<Option<String>, Failure>;
+
+    /// Reactivates a deactivated account, giving it `password` when one
+    /// is to log in.
+    fn reactivate(&self, user_id: &str, password: Option<&crate::secret::Secret>)
+    -> Result<(), Failure>;
 
     /// Makes `changes`, field by field; `created`: the account was just
     /// registered, with the fields registration sets already set. A change

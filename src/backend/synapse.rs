@@ -38,6 +38,8 @@ const PLAN: [Stage; 4] = [Stage::Config, Stage::Input, Stage::Validate, Stage::R
 pub struct Shared {
     uploads: Mutex<HashMap<String, Arc<Mutex<Option<String>>>>>,
     aliases: Mutex<HashMap<String, Option<String>>>,
+    /// Rooms' canonical aliases, by room ID.
+    canonical: Mutex<HashMap<String, Option<String>>>,
     /// The run's own secret files (device, inode), never read as avatars.
     pub secret_files: Vec<(u64, u64)>,
 }
@@ -50,6 +52,9 @@ impl Shared {
         }
     }
 }
+
+/// How many accounts one page of the server's list holds.
+pub const LIST_PAGE: usize = 250;
 
 pub struct Synapse {
     hs: Homeserver,
@@ -122,6 +127,21 @@ impl Backend for Synapse {
         self.hs.admin(&self.token).account(user_id)
     }
 
+    fn list(&self, from: Option<&str>) -> Result<crate::state::Page, HsError> {
+        self.hs
+            .admin(&self.token)
+            .users_page(from.unwrap_or("0"), LIST_PAGE)
+    }
+
+    fn canonical_alias(&self, room_id: &str) -> Result<Option<String>, HsError> {
+        if let Some(a) = lock(&self.shared.canonical).get(room_id) {
+            return Ok(a.clone());
+        }
+        let alias = self.hs.admin(&self.token).canonical_alias(room_id)?;
+        lock(&self.shared.canonical).insert(room_id.to_string(), alias.clone());
+        Ok(alias)
+    }
+
     fn room_id(&self, room: &str) -> Result<Option<String>, HsError> {
         if let Some(id) = lock(&self.shared.aliases).get(room) {
             return Ok(id.clone());
@@ -151,6 +171,26 @@ impl Backend for Synapse {
             .map_err(|e| Failure::new(format!("looking up who has {address}"), e))
     }
 
+    fn external_id_owner(&self, _user_id: &str, value: &str) -> Result<Option<String>, Failure> {
+        let (provider, id) = crate::state::split_external_id(value)
+            .ok_or_else(|| Failure::new(format!("the external ID {value}"), "not provider:id"))?;
+        self.hs
+            .admin(&self.token)
+            .external_id_owner(provider, id)
+            .map_err(|e| Failure::new(format!("looking up who has the external ID {value}"), e))
+    }
+
+    fn reactivate(&self, user_id: &str, password: Option<&Secret>) -> Result<(), Failure> {
+        let mut body = json!({"deactivated": false});
+        if let Some(p) = password {
+            body["password"] = json!(p.expose());
+        }
+        self.hs
+            .admin(&self.token)
+            .modify(user_id, &body)
+            .map_err(|e| Failure::new(format!("reactivating {user_id}"), e))
+    }
+
     fn apply(&self, user_id: &str, changes: &Changes, created: bool) -> Result<(), Failure> {
         let admin = self.hs.admin(&self.token);
         if changes
@@ -162,13 +202,11 @@ impl Backend for Synapse {
                 .deactivate(user_id, changes.contains_key("erase"))
                 .map_err(|e| Failure::new(format!("deactivating {user_id}"), e));
         }
-        if let Some(c) = changes.get("active") {
-            if c.to == Value::Bool(true) {
-                return Err(Failure::new(
-                    format!("reactivating {user_id}"),
-                    "not done by this tool: reactivate it with the admin API and a new password",
-                ));
-            }
+        if changes.get("active").is_some_and(|c| c.to == Value::Bool(true)) {
+            return Err(Failure::new(
+                format!("reactivating {user_id}"),
+                "an account is reactivated before its other fields change",
+            ));
         }
         let mut body = serde_json::Map::new();
         for (field, c) in changes {
@@ -207,6 +245,17 @@ impl Backend for Synapse {
                         })?;
                     all.extend(now.other_threepids);
                     body.insert("threepids".into(), Value::Array(all));
+                }
+                "external_ids" => {
+                    let ids: Vec<Value> = c
+                        .to
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|v| crate::state::split_external_id(v.as_str()?))
+                        .map(|(p, id)| json!({"auth_provider": p, "external_id": id}))
+                        .collect();
+                    body.insert("external_ids".into(), Value::Array(ids));
                 }
                 "avatar" => {
                     let given = c.to.as_str().unwrap_or_default();

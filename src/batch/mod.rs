@@ -11,6 +11,7 @@
 //! The config stage runs once for the whole batch; each row then runs from
 //! the input stage on. Flags on the command line are defaults for every row.
 
+pub mod export;
 pub mod journal;
 mod pool;
 pub mod priors;
@@ -82,19 +83,7 @@ pub fn run_rows(
     journal: Option<&journal::Journal>,
     console: &Console,
 ) -> Result<u8, Error> {
-    // The config stage, once, with the hooks given by --hook.
-    let mut template = record_from_options(cli, console)?;
-    let mut no_prompts = NoPrompts;
-    let mut ctx = Ctx::new(cli, console, &mut no_prompts);
-    ctx.start_deadline();
-    let mut hooks = cli_hooks(cli, console.level())?;
-    Runner::new(&mut hooks, cli.dry_run).run(
-        &crate::backend::stages(ctx.mode)[..1],
-        &mut template,
-        &mut ctx,
-    )?;
-    let resolved = ctx.resolved()?;
-    drop(hooks);
+    let (template, resolved) = configured(cli, console)?;
     let progress = std::sync::Arc::new(progress::Progress::new(
         console.level() == Level::Quiet,
         total,
@@ -127,6 +116,24 @@ pub fn run_rows(
         stop: std::sync::atomic::AtomicBool::new(false),
     };
     pool::run(&shared, jobs)?;
+    let mut prune_refused = None;
+    if let Some(how) = cli.prune.filter(|_| !shared.stop.load(std::sync::atomic::Ordering::Relaxed)) {
+        let source = shared.rows.lock().unwrap_or_else(|p| p.into_inner());
+        match prune_rows(cli, how, &shared, &source, console)? {
+            Ok(rows) => {
+                drop(source);
+                let prune = pool::Shared {
+                    rows: std::sync::Mutex::new(pool::RowSource::new(rows, None, false)),
+                    stop: std::sync::atomic::AtomicBool::new(false),
+                    template: shared.template.clone(),
+                    resolved: shared.resolved.clone(),
+                    ..shared
+                };
+                pool::run(&prune, jobs)?;
+            }
+            Err(why) => prune_refused = Some(why),
+        }
+    }
 
     let (s, elapsed) = progress.finish();
     if console.level() >= Level::Normal {
@@ -166,6 +173,12 @@ pub fn run_rows(
                 s.failed
             )
         };
+        if s.pruned > 0 {
+            line.push_str(&format!(", {} pruned", s.pruned));
+        }
+        if s.to_prune > 0 {
+            line.push_str(&format!(" ({} of them to prune)", s.to_prune));
+        }
         if mode == Mode::Ensure && cli.rollback.is_none() {
             line.push_str(&format!(
                 ", {} updated, {} unchanged",
@@ -201,6 +214,10 @@ pub fn run_rows(
         }
         eprintln!("{line}");
     }
+    if let Some(why) = prune_refused {
+        eprintln!("error: {why}");
+        return Ok(exit::PRUNE_REFUSED);
+    }
     let exists_bad = s.exists > 0 && !cli.exists_ok;
     Ok(
         if s.rejected + s.failed + s.incomplete + s.duplicate > 0 || exists_bad {
@@ -211,6 +228,114 @@ pub fn run_rows(
             exit::OK
         },
     )
+}
+
+/// The accounts `--prune` takes up, as rows; or why nobody is pruned.
+fn prune_rows(
+    cli: &Options,
+    how: crate::options::Prune,
+    shared: &pool::Shared<'_>,
+    source: &pool::RowSource,
+    console: &Console,
+) -> Result<Result<reader::Rows, String>, Error> {
+    if source.read == 0 {
+        return Ok(Err(
+            "the inventory has no rows: nobody is pruned (an empty inventory is taken for one \
+             that failed to read)"
+                .into(),
+        ));
+    }
+    if source.unreadable > 0 {
+        return Ok(Err(format!(
+            "{} of the inventory's {} rows could not be read: nobody is pruned, since an \
+             account of one of them would be",
+            source.unreadable, source.read
+        )));
+    }
+    let mut keep = cli.keep.clone();
+    if let Some(list) = shared.resolved.tool_config.get("prune_keep") {
+        match list.as_array() {
+            Some(items) => keep.extend(items.iter().filter_map(|v| v.as_str()).map(str::to_string)),
+            None => {
+                return Err(Error::Config(
+                    "prune_keep in the config's register_new_matrix_user section must be a list \
+                     of user IDs, localparts or globs"
+                        .into(),
+                ));
+            }
+        }
+    }
+    let mut np = NoPrompts;
+    let mut ctx = worker_ctx(cli, console, &mut np, &shared.resolved);
+    let backend = ctx.backend(&shared.template)?;
+    let named = |localpart: &str| source.named(&journal::key(localpart));
+    let found = crate::stages::prune::candidates(
+        &*backend,
+        how,
+        &named,
+        shared.resolved.admin_user.as_deref(),
+        &keep,
+        cli.prune_max,
+    )?;
+    let bound = crate::stages::prune::bound(cli.prune_max, found.active);
+    if found.count > bound {
+        return Ok(Err(format!(
+            "--prune would take up {} accounts, more than this run may ({bound}: --prune-max {} \
+             or a third of the server's {} active accounts, whichever is smaller): nobody is \
+             pruned; check the inventory, or raise --prune-max",
+            found.count, cli.prune_max, found.active
+        )));
+    }
+    let rows = found.users.into_iter().map(move |user_id| {
+        let localpart = user_id
+            .strip_prefix('@')
+            .and_then(|s| s.split_once(':'))
+            .map_or(user_id.clone(), |(l, _)| l.to_string());
+        reader::Row {
+            line: 0,
+            username: Some(localpart.clone()),
+            fields: Ok(reader::Fields {
+                username: Some(localpart),
+                pruned: Some(how),
+                ..reader::Fields::default()
+            }),
+        }
+    });
+    Ok(Ok(Box::new(rows)))
+}
+
+/// The config stage, once, with the hooks given by `--hook`: the record
+/// the command line describes (every row's defaults), and what the stage
+/// found.
+pub fn configured(
+    cli: &Options,
+    console: &Console,
+) -> Result<(crate::record::Record, std::sync::Arc<crate::stages::Resolved>), Error> {
+    let mut template = record_from_options(cli, console)?;
+    let mut no_prompts = NoPrompts;
+    let mut ctx = Ctx::new(cli, console, &mut no_prompts);
+    ctx.start_deadline();
+    let mut hooks = cli_hooks(cli, console.level())?;
+    Runner::new(&mut hooks, cli.dry_run).run(
+        &crate::backend::stages(ctx.mode)[..1],
+        &mut template,
+        &mut ctx,
+    )?;
+    let resolved = ctx.resolved()?;
+    Ok((template, resolved))
+}
+
+/// A worker's context, on what the config stage found, asking nobody.
+pub fn worker_ctx<'a>(
+    cli: &'a Options,
+    console: &'a Console,
+    prompter: &'a mut NoPrompts,
+    resolved: &std::sync::Arc<crate::stages::Resolved>,
+) -> Ctx<'a> {
+    let mut ctx = Ctx::new(cli, console, prompter);
+    ctx.resolved = Some(resolved.clone());
+    ctx.retries = cli.retries.unwrap_or(crate::retry::BATCH_RETRIES);
+    ctx
 }
 
 /// The email addresses the rows so far give, by the line that gave each

@@ -42,6 +42,9 @@ pub struct RowSource {
     rows: Rows,
     seen: Seen,
     emails: Option<super::EmailLines>,
+    /// Rows read, and those that could not be used (`--prune` needs none).
+    pub read: u64,
+    pub unreadable: u64,
 }
 
 impl RowSource {
@@ -51,7 +54,14 @@ impl RowSource {
             rows,
             seen: expected.map_or_else(Seen::default, Seen::with_expected),
             emails: ensure.then(super::EmailLines::default),
+            read: 0,
+            unreadable: 0,
         }
+    }
+
+    /// Whether a row named the username `key`.
+    pub fn named(&self, key: &str) -> bool {
+        self.seen.contains(key)
     }
 
     /// The next row, its username when it has one, and the line of the
@@ -80,6 +90,10 @@ impl RowSource {
             if let Some(why) = emails.add(row.line, f) {
                 row.fields = Err(why);
             }
+        }
+        self.read += 1;
+        if row.fields.is_err() {
+            self.unreadable += 1;
         }
         Some((row, key, duplicate_of))
     }
@@ -308,9 +322,10 @@ fn run_row(
         _ => {}
     }
     let mut r = Report::of(&rec, &result);
-    r.line = Some(line);
+    // A prune's row is the server's, not a line of the file.
+    r.line = (line > 0).then_some(line);
     r.username = Some(key);
-    if let Some(e) = &mut r.error {
+    if let (Some(e), true) = (&mut r.error, line > 0) {
         *e = format!("line {line}: {e}");
     }
     // Refused this time, but an earlier attempt may have reached the server:
@@ -490,6 +505,20 @@ fn duplicate(line: usize, key: &str, first: usize) -> Report {
 /// Without `--ensure`, its fields (emails, rooms, avatar, active) are
 /// free-form columns for hooks, as any other.
 fn record(template: &Record, f: Fields, ensure: bool) -> Record {
+    if let Some(how) = f.pruned {
+        // Nothing of the command line's fields: only the prune.
+        let mut rec = Record {
+            username: f.username,
+            server_url: template.server_url.clone(),
+            pruned: true,
+            ..Record::default()
+        };
+        match how {
+            crate::options::Prune::Deactivate => rec.active = Some(false),
+            crate::options::Prune::Lock => rec.locked = Some(true),
+        }
+        return rec;
+    }
     let mut rec = template.clone();
     rec.username = f.username;
     rec.recorded_user_id = f.user_id;
@@ -515,6 +544,8 @@ fn record(template: &Record, f: Fields, ensure: bool) -> Record {
         rec.avatar = f.avatar.or(rec.avatar);
         rec.active = f.active.or(rec.active);
         rec.locked = f.locked.or(rec.locked);
+        rec.external_ids = f.external_ids.or(rec.external_ids);
+        rec.erased_ok = f.erased_ok.unwrap_or(rec.erased_ok);
     } else {
         let free = [
             ("emails", f.emails.map(serde_json::Value::from)),
@@ -522,6 +553,8 @@ fn record(template: &Record, f: Fields, ensure: bool) -> Record {
             ("avatar", f.avatar.map(serde_json::Value::from)),
             ("active", f.active.map(serde_json::Value::from)),
             ("locked", f.locked.map(serde_json::Value::from)),
+            ("external_ids", f.external_ids.map(serde_json::Value::from)),
+            ("erased_ok", f.erased_ok.map(serde_json::Value::from)),
         ];
         for (k, v) in free {
             if let Some(v) = v {

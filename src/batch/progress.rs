@@ -30,6 +30,8 @@ struct Counts {
     incomplete_existing: AtomicUsize,
     to_create: AtomicUsize,
     to_change: AtomicUsize,
+    pruned: AtomicUsize,
+    to_prune: AtomicUsize,
 }
 
 pub struct Progress {
@@ -70,6 +72,10 @@ pub struct Summary {
     pub to_create: usize,
     /// `--plan`: accounts that would be changed.
     pub to_change: usize,
+    /// `--prune`: accounts deactivated or locked for not being in the inventory.
+    pub pruned: usize,
+    /// `--plan --prune`: of `to_change`, the accounts that would be pruned.
+    pub to_prune: usize,
 }
 
 impl Summary {
@@ -88,6 +94,7 @@ impl Summary {
             + self.already_inactive
             + self.to_create
             + self.to_change
+            + self.pruned
     }
 }
 
@@ -150,10 +157,14 @@ impl Progress {
             }
             (_, Status::Deactivated) => &c.deactivated,
             (_, Status::Plan) if !report.would_change() => &c.unchanged,
+            (_, Status::Pruned) => &c.pruned,
             (_, Status::Plan) if report.exists == Some(false) => &c.to_create,
             (_, Status::Plan) => &c.to_change,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        if status == Status::Plan && report.pruned == Some(true) && report.would_change() {
+            c.to_prune.fetch_add(1, Ordering::Relaxed);
+        }
         if !skipped
             && status == Status::Incomplete
             && report.exists == Some(true)
@@ -250,6 +261,8 @@ impl Progress {
             incomplete_existing: get(&c.incomplete_existing),
             to_create: get(&c.to_create),
             to_change: get(&c.to_change),
+            pruned: get(&c.pruned),
+            to_prune: get(&c.to_prune),
         }
     }
 

@@ -28,8 +28,16 @@ pub struct Fields {
     pub avatar: Option<String>,
     pub active: Option<bool>,
     pub locked: Option<bool>,
+    /// `auth_provider:external_id` values (JSON Lines and YAML also take
+    /// `{auth_provider, external_id}` mappings).
+    pub external_ids: Option<Vec<String>>,
+    /// Reactivating an account whose data was erased is allowed.
+    pub erased_ok: Option<bool>,
     /// `--rollback`'s rows only: the user ID the results file recorded.
     pub user_id: Option<String>,
+    /// `--prune`'s rows only (never read from a file): an account the
+    /// inventory does not name.
+    pub pruned: Option<crate::options::Prune>,
     pub extra: Map<String, Value>,
 }
 
@@ -523,6 +531,8 @@ pub fn fields(
             "avatar" => text(&key, value).map(|v| f.avatar = v),
             "emails" => list(&key, value).map(|v| f.emails = v),
             "rooms" => list(&key, value).map(|v| f.rooms = v),
+            "external_ids" => external_ids(&key, value).map(|v| f.external_ids = v),
+            "erased_ok" => boolean(&key, value).map(|v| f.erased_ok = v),
             _ => {
                 f.extra.insert(key, value);
                 Ok(())
@@ -564,6 +574,31 @@ fn list(key: &str, v: Value) -> Result<Option<Vec<String>>, String> {
             .map(Some),
         other => Err(format!("{key} is {}, not a list", json_kind(&other))),
     }
+}
+
+/// A list of external IDs: `provider:id` text (space-separated in a CSV
+/// cell), or `{auth_provider, external_id}` mappings.
+fn external_ids(key: &str, v: Value) -> Result<Option<Vec<String>>, String> {
+    let Value::Array(items) = v else {
+        return list(key, v);
+    };
+    items
+        .into_iter()
+        .map(|i| match i {
+            Value::Object(m) => match (
+                m.get("auth_provider").and_then(Value::as_str),
+                m.get("external_id").and_then(Value::as_str),
+            ) {
+                (Some(p), Some(id)) if m.len() == 2 => Ok(format!("{p}:{id}")),
+                _ => Err(format!(
+                    "{key} lists a mapping that is not {{auth_provider, external_id}}"
+                )),
+            },
+            Value::String(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+            other => Err(format!("{key} lists {}, not text", json_kind(&other))),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 fn boolean(key: &str, v: Value) -> Result<Option<bool>, String> {

@@ -65,6 +65,27 @@ impl Seen {
     }
 }
 
+impl Seen {
+    /// Whether `name` was seen (a name that shares a fingerprint with one
+    /// seen reads as seen: the safe side for `--prune`).
+    pub fn contains(&self, name: &str) -> bool {
+        let fp = self.hasher.hash_one(name).max(1);
+        let shard = &self.shards[(fp >> 56) as usize];
+        let cap = shard.keys.len();
+        if cap == 0 {
+            return false;
+        }
+        let mut i = Shard::slot(fp, cap);
+        loop {
+            match shard.keys[i] {
+                0 => return false,
+                k if k == fp => return true,
+                _ => i = (i + 1) % cap,
+            }
+        }
+    }
+}
+
 impl Shard {
     fn slot(fp: u64, cap: usize) -> usize {
         // The fingerprint's low bits, spread over the table (the top byte
@@ -116,6 +137,8 @@ mod tests {
         assert_eq!(s.first_or_insert("user199999", 5), Some(200_001));
         assert_eq!(s.first_or_insert("someone-else", 6), None);
         assert_eq!(s.first_or_insert("someone-else", 7), Some(6));
+        assert!(s.contains("user7") && !s.contains("nobody"));
+        assert!(!Seen::default().contains("x"));
         // Sized ahead for fewer than it gets: it grows.
         let mut s = Seen::with_expected(1000);
         for i in 0..50_000 {

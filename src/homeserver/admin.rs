@@ -8,7 +8,7 @@ use super::Homeserver;
 use crate::error::HsError;
 use crate::retry::Repeat;
 use crate::secret::Secret;
-use crate::state::{Account, canonical_email};
+use crate::state::{Account, Listed, Page, canonical_email};
 use serde_json::{Value, json};
 
 /// The admin API of one server, as one admin.
@@ -151,8 +151,26 @@ impl Admin<'_> {
                     .collect()
             })
             .unwrap_or_default();
+        let mut external_ids: Vec<String> = u
+            .get("external_ids")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| {
+                Some(format!(
+                    "{}:{}",
+                    e.get("auth_provider")?.as_str()?,
+                    e.get("external_id")?.as_str()?
+                ))
+            })
+            .collect();
+        external_ids.sort();
         Ok(Some(Account {
             user_id: user_id.to_string(),
+            external_ids,
+            erased: truthy("erased"),
+            appservice_id: text("appservice_id"),
+            guest: truthy("is_guest"),
             admin: truthy("admin"),
             user_type: text("user_type"),
             displayname: text("displayname"),
@@ -176,6 +194,77 @@ impl Admin<'_> {
         match status {
             200 => Ok(json
                 .get("user_id")
+                .and_then(Value::as_str)
+                .map(str::to_string)),
+            404 => Ok(None),
+            _ => Err(refusal(self.hs, &path, status, json)),
+        }
+    }
+
+    /// Who has the external ID `external_id` of `provider` (`None`: nobody).
+    pub fn external_id_owner(
+        &self,
+        provider: &str,
+        external_id: &str,
+    ) -> Result<Option<String>, HsError> {
+        let path = format!(
+            "/_synapse/admin/v1/auth_providers/{}/users/{}",
+            segment(provider),
+            segment(external_id)
+        );
+        let (status, json) = self.call("GET", &path, None)?;
+        match status {
+            200 => Ok(json
+                .get("user_id")
+                .and_then(Value::as_str)
+                .map(str::to_string)),
+            404 => Ok(None),
+            _ => Err(refusal(self.hs, &path, status, json)),
+        }
+    }
+
+    /// One page of the server's local accounts, from `from` on, with
+    /// deactivated ones and guests; the token of the next page.
+    pub fn users_page(&self, from: &str, limit: usize) -> Result<Page, HsError> {
+        let path = format!(
+            "/_synapse/admin/v2/users?from={}&limit={limit}&guests=true&deactivated=true&order_by=name",
+            segment(from)
+        );
+        let page = self.ok("GET", &path, None)?;
+        let users = page
+            .get("users")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|u| {
+                let flag = |k: &str| u.get(k).and_then(Value::as_bool).unwrap_or(false);
+                Some(Listed {
+                    user_id: u.get("name")?.as_str()?.to_string(),
+                    guest: flag("is_guest"),
+                    deactivated: flag("deactivated"),
+                    locked: flag("locked"),
+                })
+            })
+            .collect();
+        let next = match page.get("next_token") {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        Ok(Page {
+            users,
+            next,
+            total: page.get("total").and_then(Value::as_u64),
+        })
+    }
+
+    /// A room's canonical alias, when it has one.
+    pub fn canonical_alias(&self, room_id: &str) -> Result<Option<String>, HsError> {
+        let path = format!("/_synapse/admin/v1/rooms/{}", segment(room_id));
+        let (status, json) = self.call("GET", &path, None)?;
+        match status {
+            200 => Ok(json
+                .get("canonical_alias")
                 .and_then(Value::as_str)
                 .map(str::to_string)),
             404 => Ok(None),

@@ -57,6 +57,17 @@ pub struct User {
     pub deactivated: bool,
 }
 
+/// An upstream OAuth link: a user's identity at an upstream provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub id: String,
+    /// The provider's ULID.
+    pub provider: String,
+    pub subject: String,
+    /// The user's ULID (none for a link not yet claimed).
+    pub user: Option<String>,
+}
+
 /// What creating a user came to.
 #[derive(Debug)]
 pub enum Created {
@@ -261,6 +272,107 @@ impl<'a> Mas<'a> {
     pub fn revoke_personal_session(&self, id: &str) -> Result<(), HsError> {
         let path = format!("/api/admin/v1/personal-sessions/{}/revoke", segment(id));
         self.expect(&path, None, &[200, 204])
+    }
+
+    /// One page of MAS's users after the ULID `after`: the users, and the
+    /// ULID to page on from (`None`: the last page).
+    pub fn users_page(
+        &self,
+        after: Option<&str>,
+        first: usize,
+    ) -> Result<(Vec<User>, Option<String>, Option<u64>), HsError> {
+        let mut path = format!("/api/admin/v1/users?page[first]={first}");
+        if let Some(a) = after {
+            path.push_str(&format!("&page[after]={}", segment(a)));
+        }
+        let (status, body) = self.admin("GET", &path, None, Repeat::Safe)?;
+        if status != 200 {
+            return Err(refused(&self.hs, &path, status, titles(&body)));
+        }
+        let data = body["data"].as_array().cloned().unwrap_or_default();
+        let users = data
+            .iter()
+            .map(|d| user_of(&self.hs, &path, &json!({ "data": d })))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = (users.len() == first)
+            .then(|| users.last().map(|u| u.id.clone()))
+            .flatten();
+        Ok((users, next, body["meta"]["count"].as_u64()))
+    }
+
+    /// Reactivates a deactivated user.
+    pub fn reactivate(&self, id: &str) -> Result<(), HsError> {
+        let path = format!("/api/admin/v1/users/{}/reactivate", segment(id));
+        self.expect(&path, None, &[200])
+    }
+
+    /// The user with ULID `id`, or `None`.
+    pub fn user_by_id(&self, id: &str) -> Result<Option<User>, HsError> {
+        let path = format!("/api/admin/v1/users/{}", segment(id));
+        let (status, body) = self.admin("GET", &path, None, Repeat::Safe)?;
+        match status {
+            200 => user_of(&self.hs, &path, &body).map(Some),
+            404 => Ok(None),
+            _ => Err(refused(&self.hs, &path, status, titles(&body))),
+        }
+    }
+
+    /// The upstream OAuth links a filter (`filter[user]=ULID`,
+    /// `filter[provider]=ULID&filter[subject]=...`) selects, every page.
+    pub fn links(&self, filter: &str) -> Result<Vec<Link>, HsError> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut path = format!("/api/admin/v1/upstream-oauth-links?{filter}&page[first]=100");
+            if let Some(a) = &after {
+                path.push_str(&format!("&page[after]={}", segment(a)));
+            }
+            let (status, body) = self.admin("GET", &path, None, Repeat::Safe)?;
+            if status != 200 {
+                return Err(refused(&self.hs, &path, status, titles(&body)));
+            }
+            let data = body["data"].as_array().cloned().unwrap_or_default();
+            for d in &data {
+                let a = &d["attributes"];
+                if let (Some(id), Some(p), Some(sub)) = (
+                    d["id"].as_str(),
+                    a["provider_id"].as_str(),
+                    a["subject"].as_str(),
+                ) {
+                    out.push(Link {
+                        id: id.to_string(),
+                        provider: p.to_string(),
+                        subject: sub.to_string(),
+                        user: a["user_id"].as_str().map(str::to_string),
+                    });
+                }
+            }
+            match data.last().and_then(|d| d["id"].as_str()) {
+                Some(last) if data.len() == 100 => after = Some(last.to_string()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Links the user `id` to `subject` at the upstream provider `provider`.
+    pub fn add_link(&self, id: &str, provider: &str, subject: &str) -> Result<(), HsError> {
+        let path = "/api/admin/v1/upstream-oauth-links";
+        let body = json!({"user_id": id, "provider_id": provider, "subject": subject});
+        let (status, json) = self.admin("POST", path, Some(&body), Repeat::IfUnsent)?;
+        match status {
+            200 | 201 => Ok(()),
+            _ => Err(refused(&self.hs, path, status, titles(&json))),
+        }
+    }
+
+    /// Removes the link `link`.
+    pub fn remove_link(&self, link: &str) -> Result<(), HsError> {
+        let path = format!("/api/admin/v1/upstream-oauth-links/{}", segment(link));
+        let (status, json) = self.admin("DELETE", &path, None, Repeat::Safe)?;
+        match status {
+            200 | 204 | 404 => Ok(()),
+            _ => Err(refused(&self.hs, &path, status, titles(&json))),
+        }
     }
 
     fn expect(&self, path: &str, body: Option<&Value>, ok: &[u16]) -> Result<(), HsError> {

@@ -81,6 +81,8 @@ pub fn to_lua(lua: &Lua, rec: &Record) -> mlua::Result<Table> {
     };
     t.raw_set("emails", list(&rec.emails)?)?;
     t.raw_set("rooms", list(&rec.rooms)?)?;
+    t.raw_set("external_ids", list(&rec.external_ids)?)?;
+    t.raw_set("pruned", rec.pruned)?;
     t.raw_set("avatar", rec.avatar.as_deref())?;
     t.raw_set("active", rec.active)?;
     t.raw_set("locked", rec.locked)?;
@@ -234,6 +236,7 @@ pub fn from_lua(t: &Table, rec: &mut Record, validated: bool) -> Result<(), Stri
     };
     let emails = list(t, "emails")?;
     let rooms = list(t, "rooms")?;
+    let external_ids = list(t, "external_ids")?;
     let avatar = string(t, "avatar")?;
     let active = match get(t, "active")? {
         Value::Nil => None,
@@ -249,6 +252,7 @@ pub fn from_lua(t: &Table, rec: &mut Record, validated: bool) -> Result<(), Stri
         let changed = [
             ("emails", emails != rec.emails),
             ("rooms", rooms != rec.rooms),
+            ("external_ids", external_ids != rec.external_ids),
             ("avatar", avatar != rec.avatar),
             ("active", active != rec.active),
             ("locked", locked != rec.locked),
@@ -270,6 +274,7 @@ pub fn from_lua(t: &Table, rec: &mut Record, validated: bool) -> Result<(), Stri
     }
     rec.emails = emails;
     rec.rooms = rooms;
+    rec.external_ids = external_ids;
     rec.avatar = avatar;
     rec.active = active;
     rec.locked = locked;

@@ -38,7 +38,28 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
     if rec.changes.get("emails") != rec.planned.get("emails") {
         super::read::check_email_owners(rec, &*backend, &user_id)?;
     }
-    let result = backend.apply(&user_id, &rec.changes, created);
+    if rec.changes.get("external_ids") != rec.planned.get("external_ids") {
+        super::read::check_external_id_owners(rec, &*backend, &user_id)?;
+    }
+    let mut rest = rec.changes.clone();
+    let result = if super::read::reactivates(&rec.changes) {
+        // Active first: the other fields are changed on an account that is.
+        let login = ctx.mas()?.is_none() && ctx.resolved()?.password_login_off.is_none();
+        let password = rec.password.clone().filter(|p| login && !p.is_empty());
+        rest.remove("active");
+        backend.reactivate(&user_id, password.as_ref()).map(|()| {
+            rec.reactivated = true;
+        })
+    } else {
+        Ok(())
+    }
+    .and_then(|()| {
+        if rest.is_empty() {
+            Ok(())
+        } else {
+            backend.apply(&user_id, &rest, created)
+        }
+    });
     let deactivated = super::read::deactivates(&rec.changes) && result.is_ok();
     result.map_err(|f| Error::AfterCreate {
         user_id: user_id.clone(),

@@ -120,10 +120,10 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         .as_ref()
         .map(|cfg| crate::policy::PasswordPolicy::from_config(&cfg.merged))
         .unwrap_or_default();
-    if let Some(why) = config
+    let password_login_off = config
         .as_ref()
-        .and_then(|cfg| crate::policy::password_login_off(&cfg.merged))
-    {
+        .and_then(|cfg| crate::policy::password_login_off(&cfg.merged));
+    if let Some(why) = password_login_off {
         console.warn(&format!(
             "the homeserver's config turns password login off ({why}): the account is \
              created, but its password will not log in"
@@ -201,6 +201,7 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         learned_server_name: std::sync::OnceLock::new(),
         mas: mas.map(|(setup, _)| setup),
         user_types,
+        password_login_off,
     }));
     Ok(())
 }

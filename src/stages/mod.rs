@@ -10,6 +10,7 @@ pub mod input;
 pub mod mas_setup;
 pub mod nonce;
 pub mod post;
+pub mod prune;
 pub mod read;
 pub mod sign;
 pub mod submit;
@@ -75,6 +76,8 @@ pub struct Resolved {
     /// The user types the server knows: Synapse's own (`bot`, `support`)
     /// and the config's `user_types.extra_user_types`.
     pub user_types: Vec<String>,
+    /// Why the config says passwords do not log in (`None`: they do).
+    pub password_login_off: Option<&'static str>,
 }
 
 impl Resolved {

@@ -43,13 +43,28 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
             rec.outcome = Some(Outcome::Deactivated);
             return Ok(());
         }
-        Some(a) if !a.active => {
-            if rec.active == Some(true) {
+        // Reactivated, then brought to what the row says.
+        Some(a) if !a.active && rec.active == Some(true) && !rollback => {
+            if a.erased && !(rec.erased_ok || ctx.opts.erased_ok) {
                 return Err(Error::Input(format!(
-                    "{user_id} is deactivated, and this tool does not reactivate accounts: the \
-                     row is refused, and nothing of it is changed"
+                    "{user_id} was deactivated and its data erased (its display name, avatar \
+                     and rooms are gone): it is reactivated only with erased_ok: true in the row \
+                     or --erased-ok; the row is refused, and nothing of it is changed"
                 )));
             }
+            if ctx.mode == crate::options::Mode::Ensure
+                && ctx.mas()?.is_none()
+                && ctx.resolved()?.password_login_off.is_none()
+                && rec.password.as_ref().is_none_or(|p| p.is_empty())
+            {
+                return Err(Error::Input(format!(
+                    "{user_id} is deactivated, and reactivating it needs a password to log in \
+                     with (deactivation removed its own): give -p, --password-file or a \
+                     password column, or run it in a batch, which generates one"
+                )));
+            }
+        }
+        Some(a) if !a.active => {
             // Nothing is worth changing on an account that is gone.
             rec.exists = Some(true);
             rec.user_id = Some(user_id);
@@ -88,6 +103,7 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         rooms,
         locked: rec.locked,
         active: rec.active,
+        external_ids: rec.external_ids.clone(),
     };
     rec.changes = plan(&want, account.as_ref(), same_avatar);
     if ctx.opts.erase && deactivates(&rec.changes) {
@@ -101,6 +117,7 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
     }
     refuse_harm(rec, ctx, &user_id)?;
     check_email_owners(rec, &*backend, &user_id)?;
+    check_external_id_owners(rec, &*backend, &user_id)?;
     rec.planned = rec.changes.clone();
     rec.exists = Some(account.is_some());
     if account.is_some() {
@@ -129,6 +146,42 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
     }
     rec.account = account;
     Ok(())
+}
+
+/// Refuses an external ID to link that another account has: it is never
+/// moved.
+pub fn check_external_id_owners(
+    rec: &Record,
+    backend: &dyn crate::backend::Backend,
+    user_id: &str,
+) -> Result<(), Error> {
+    let Some(c) = rec.changes.get("external_ids") else {
+        return Ok(());
+    };
+    for value in crate::state::added(c) {
+        match backend.external_id_owner(user_id, &value) {
+            Ok(Some(owner)) if owner != user_id => {
+                return Err(Error::Input(format!(
+                    "the external ID {value} belongs to {owner}: it is not moved to {user_id}; \
+                     the row is refused"
+                )));
+            }
+            Ok(_) => {}
+            Err(f) => {
+                return Err(Error::Input(format!(
+                    "cannot tell who has the external ID {value}, so it is not linked: {f}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `changes` reactivate the account.
+pub fn reactivates(changes: &crate::state::Changes) -> bool {
+    changes
+        .get("active")
+        .is_some_and(|c| c.to == Value::Bool(true))
 }
 
 /// Whether `changes` deactivate the account.

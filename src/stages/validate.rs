@@ -135,7 +135,11 @@ pub const MAX_LIST: usize = 1000;
 /// The `--ensure` fields: well-formed, before anything is read or sent.
 fn check_managed(rec: &Record, username: &str, secret_files: &[(u64, u64)]) -> Result<(), Error> {
     let bad = |why: String| Error::Input(format!("{username}: {why}"));
-    for (what, list) in [("rooms", &rec.rooms), ("emails", &rec.emails)] {
+    for (what, list) in [
+        ("rooms", &rec.rooms),
+        ("emails", &rec.emails),
+        ("external_ids", &rec.external_ids),
+    ] {
         if list.as_ref().is_some_and(|l| l.len() > MAX_LIST) {
             return Err(bad(format!("more than {MAX_LIST} {what}")));
         }
@@ -145,6 +149,9 @@ fn check_managed(rec: &Record, username: &str, secret_files: &[(u64, u64)]) -> R
     }
     for email in rec.emails.iter().flatten() {
         email_ok(email).map_err(bad)?;
+    }
+    for id in rec.external_ids.iter().flatten() {
+        external_id_ok(id).map_err(bad)?;
     }
     if let Some(a) = &rec.avatar {
         avatar_ok(a, secret_files).map_err(bad)?;
@@ -180,6 +187,25 @@ fn email_ok(email: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("{email:?} is not an email address"))
+    }
+}
+
+/// The longest external ID, and provider ID, taken (in bytes).
+pub const MAX_EXTERNAL_ID: usize = 255;
+
+fn external_id_ok(value: &str) -> Result<(), String> {
+    let ok = crate::state::split_external_id(value).is_some_and(|(p, id)| {
+        p.len() <= MAX_EXTERNAL_ID
+            && id.len() <= MAX_EXTERNAL_ID
+            && !value.chars().any(|c| c.is_whitespace() || c.is_control())
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{value:?} is not an external ID (auth_provider:external_id, each at most \
+             {MAX_EXTERNAL_ID} bytes, without white space)"
+        ))
     }
 }
 
@@ -273,6 +299,15 @@ pub fn check_change(
             out.sort();
             out.dedup();
             Ok(Value::from(out))
+        }
+        "external_ids" => {
+            let mut ids = list(to)?;
+            for id in &ids {
+                external_id_ok(id)?;
+            }
+            ids.sort();
+            ids.dedup();
+            Ok(Value::from(ids))
         }
         "rooms" => {
             let rooms = list(to)?;

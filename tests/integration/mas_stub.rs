@@ -76,6 +76,8 @@ struct State {
     /// Rooms made through the client API: ID to (creator, invited, messages
     /// by transaction ID).
     chats: HashMap<String, Chat>,
+    /// Upstream OAuth links: (link ID, user ULID, provider, subject).
+    links: Vec<(String, String, String, String)>,
     seen: Vec<Seen>,
 }
 
@@ -311,6 +313,19 @@ impl Stub {
     }
 
     /// A public room Synapse has, by alias (`#local:server`): its ID.
+    /// The links the stub's MAS has for `name`: `provider:subject`.
+    pub fn links_of(&self, name: &str) -> Vec<String> {
+        let st = self.state.lock().unwrap();
+        let Some(id) = st.users.get(name).map(|u| u.id.clone()) else {
+            return Vec::new();
+        };
+        st.links
+            .iter()
+            .filter(|l| l.1 == id)
+            .map(|l| format!("{}:{}", l.2, l.3))
+            .collect()
+    }
+
     pub fn add_room(&self, alias: &str) -> String {
         if let Some(r) = self.real {
             let owner = self.name("roomowner");
@@ -804,6 +819,32 @@ fn single(u: &StubUser, path: &str) -> Value {
     json!({"data": user_json(u), "links": {"self": path}})
 }
 
+fn link_json((id, user, provider, subject): &(String, String, String, String)) -> Value {
+    json!({"type": "upstream-oauth-link", "id": id,
+           "attributes": {"user_id": user, "provider_id": provider, "subject": subject,
+                          "human_account_name": null},
+           "links": {"self": format!("/api/admin/v1/upstream-oauth-links/{id}")}})
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match (b[i], b.get(i + 1..i + 3)) {
+            (b'%', Some(h)) if u8::from_str_radix(std::str::from_utf8(h).unwrap_or("x"), 16).is_ok() => {
+                out.push(u8::from_str_radix(std::str::from_utf8(h).unwrap(), 16).unwrap());
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn errors(title: &str) -> Value {
     json!({"errors": [{"title": title}]})
 }
@@ -931,8 +972,66 @@ fn mas(ctx: &Ctx, method: &str, path: &str, head: &str, body: &str) -> (u16, Val
             );
         }
     }
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let query = percent_decode(query);
+    let param = |k: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(&format!("{k}=")).map(str::to_string))
+    };
     let segs: Vec<&str> = rest.split('/').collect();
     match (method, segs.as_slice()) {
+        ("GET", ["upstream-oauth-links"]) => {
+            let (user, provider, subject) = (
+                param("filter[user]"),
+                param("filter[provider]"),
+                param("filter[subject]"),
+            );
+            let data: Vec<Value> = st
+                .links
+                .iter()
+                .filter(|(_, u, p, s)| {
+                    user.as_ref().is_none_or(|x| x == u)
+                        && provider.as_ref().is_none_or(|x| x == p)
+                        && subject.as_ref().is_none_or(|x| x == s)
+                })
+                .map(link_json)
+                .collect();
+            (200, json!({"meta": {"count": data.len()}, "data": data}))
+        }
+        ("POST", ["upstream-oauth-links"]) => {
+            let (Some(user), Some(provider), Some(subject)) = (
+                json["user_id"].as_str(),
+                json["provider_id"].as_str(),
+                json["subject"].as_str(),
+            ) else {
+                return (422, Value::Null);
+            };
+            if !st.users.values().any(|u| u.id == user) {
+                return (404, errors(&format!("User ID {user} not found")));
+            }
+            if st.links.iter().any(|(_, _, p, s)| p == provider && s == subject) {
+                return (409, errors("Upstream OAuth 2.0 Link already exists"));
+            }
+            let id = new_id(&mut st);
+            let link = (id, user.to_string(), provider.to_string(), subject.to_string());
+            let answer = json!({"data": link_json(&link)});
+            st.links.push(link);
+            (201, answer)
+        }
+        ("DELETE", ["upstream-oauth-links", id]) => {
+            let before = st.links.len();
+            st.links.retain(|l| l.0 != *id);
+            if st.links.len() < before {
+                (204, Value::Null)
+            } else {
+                (404, errors("Upstream OAuth 2.0 Link not found"))
+            }
+        }
+        ("GET", ["users", id]) => match st.users.values().find(|u| u.id == *id) {
+            Some(u) => (200, single(u, path)),
+            None => (404, errors(&format!("User ID {id} not found"))),
+        },
         // MAS's own configuration (its Admin API; not among the recordings).
         ("GET", ["site-config"]) => (
             200,
@@ -1000,6 +1099,10 @@ fn mas(ctx: &Ctx, method: &str, path: &str, head: &str, body: &str) -> (u16, Val
                 }
                 "unlock" => {
                     u.locked = false;
+                    (200, single(u, path))
+                }
+                "reactivate" => {
+                    u.deactivated = false;
                     (200, single(u, path))
                 }
                 "deactivate" => {
