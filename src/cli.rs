@@ -276,7 +276,11 @@ pub struct Cli {
 
     /// [extension] With --ensure: reactivate accounts whose data was erased (`active: true` on
     /// one is refused otherwise, as its display name, avatar and rooms are gone).
-    #[arg(long = "erased-ok", requires = "ensure", help_heading = "Desired state")]
+    #[arg(
+        long = "erased-ok",
+        requires = "ensure",
+        help_heading = "Desired state"
+    )]
     pub erased_ok: bool,
 
     /// [extension] Write every local account of the server as an inventory to FILE (its
@@ -291,7 +295,11 @@ pub struct Cli {
     pub export: Option<PathBuf>,
 
     /// [extension] With --export: include guest accounts.
-    #[arg(long = "export-guests", requires = "export", help_heading = "Server as state")]
+    #[arg(
+        long = "export-guests",
+        requires = "export",
+        help_heading = "Server as state"
+    )]
     pub export_guests: bool,
 
     /// [extension] With --ensure --batch: deactivate (or, with --prune=lock, lock) every local

@@ -233,7 +233,10 @@ impl Backend for MasBackend {
         };
         let mut ids: Vec<String> = self
             .mas()
-            .links(&format!("filter[user]={}", crate::homeserver::admin::segment(&u.id)))?
+            .links(&format!(
+                "filter[user]={}",
+                crate::homeserver::admin::segment(&u.id)
+            ))?
             .into_iter()
             .map(|l| format!("{}:{}", l.provider, l.subject))
             .collect();
@@ -258,9 +261,7 @@ impl Backend for MasBackend {
     }
 
     fn list(&self, from: Option<&str>) -> Result<crate::state::Page, HsError> {
-        let (users, next, total) = self
-            .mas()
-            .users_page(from, super::synapse::LIST_PAGE)?;
+        let (users, next, total) = self.mas().users_page(from, super::synapse::LIST_PAGE)?;
         let server = self.server_name()?;
         Ok(crate::state::Page {
             users: users
@@ -283,8 +284,10 @@ impl Backend for MasBackend {
             cause: "no Synapse admin API for this backend".into(),
         })?;
         match &side.token {
-            Some(t) => super::synapse::Synapse::new(side.hs.clone(), t.clone(), side.shared.clone())
-                .canonical_alias(room_id),
+            Some(t) => {
+                super::synapse::Synapse::new(side.hs.clone(), t.clone(), side.shared.clone())
+                    .canonical_alias(room_id)
+            }
             None => Ok(None),
         }
     }
@@ -436,21 +439,33 @@ impl MasBackend {
         let mas = self.mas();
         let what = || format!("linking {user_id}'s external IDs in MAS");
         let have = mas
-            .links(&format!("filter[user]={}", crate::homeserver::admin::segment(id)))
+            .links(&format!(
+                "filter[user]={}",
+                crate::homeserver::admin::segment(id)
+            ))
             .map_err(|e| Failure::new(what(), e))?;
-        let want: Vec<&str> = c.to.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let want: Vec<&str> =
+            c.to.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
         for value in &want {
             let Some((provider, subject)) = crate::state::split_external_id(value) else {
                 continue;
             };
-            if !have.iter().any(|l| l.provider == provider && l.subject == subject) {
+            if !have
+                .iter()
+                .any(|l| l.provider == provider && l.subject == subject)
+            {
                 mas.add_link(id, provider, subject)
                     .map_err(|e| Failure::new(what(), e))?;
             }
         }
         for l in &have {
             if !want.contains(&format!("{}:{}", l.provider, l.subject).as_str()) {
-                mas.remove_link(&l.id).map_err(|e| Failure::new(what(), e))?;
+                mas.remove_link(&l.id)
+                    .map_err(|e| Failure::new(what(), e))?;
             }
         }
         Ok(())

@@ -60,8 +60,11 @@ pub trait Backend {
 
     /// Reactivates a deactivated account, giving it `password` when one
     /// is to log in.
-    fn reactivate(&self, user_id: &str, password: Option<&crate::secret::Secret>)
-    -> Result<(), Failure>;
+    fn reactivate(
+        &self,
+        user_id: &str,
+        password: Option<&crate::secret::Secret>,
+    ) -> Result<(), Failure>;
 
     /// Makes `changes`, field by field; `created`: the account was just
     /// registered, with the fields registration sets already set. A change

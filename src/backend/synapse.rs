@@ -202,7 +202,10 @@ impl Backend for Synapse {
                 .deactivate(user_id, changes.contains_key("erase"))
                 .map_err(|e| Failure::new(format!("deactivating {user_id}"), e));
         }
-        if changes.get("active").is_some_and(|c| c.to == Value::Bool(true)) {
+        if changes
+            .get("active")
+            .is_some_and(|c| c.to == Value::Bool(true))
+        {
             return Err(Failure::new(
                 format!("reactivating {user_id}"),
                 "an account is reactivated before its other fields change",
@@ -247,14 +250,13 @@ impl Backend for Synapse {
                     body.insert("threepids".into(), Value::Array(all));
                 }
                 "external_ids" => {
-                    let ids: Vec<Value> = c
-                        .to
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|v| crate::state::split_external_id(v.as_str()?))
-                        .map(|(p, id)| json!({"auth_provider": p, "external_id": id}))
-                        .collect();
+                    let ids: Vec<Value> =
+                        c.to.as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|v| crate::state::split_external_id(v.as_str()?))
+                            .map(|(p, id)| json!({"auth_provider": p, "external_id": id}))
+                            .collect();
                     body.insert("external_ids".into(), Value::Array(ids));
                 }
                 "avatar" => {

@@ -255,7 +255,10 @@ pub fn row_of(a: &Account, rooms: Vec<String>) -> Map<String, Value> {
     if let Some(t) = &a.user_type {
         m.insert("user_type".into(), json!(t));
     }
-    m.insert("displayname".into(), json!(a.displayname.clone().unwrap_or_default()));
+    m.insert(
+        "displayname".into(),
+        json!(a.displayname.clone().unwrap_or_default()),
+    );
     m.insert("emails".into(), json!(a.emails));
     m.insert("external_ids".into(), Value::Array(ids));
     if let Some(av) = &a.avatar {
@@ -285,9 +288,9 @@ impl Output {
             });
         }
         use std::os::unix::fs::OpenOptionsExt;
-        let name = path.file_name().ok_or_else(|| {
-            Error::Usage(format!("--export {}: not a file name", path.display()))
-        })?;
+        let name = path
+            .file_name()
+            .ok_or_else(|| Error::Usage(format!("--export {}: not a file name", path.display())))?;
         let tmp = path.with_file_name(format!(
             ".{}.{}.partial",
             name.to_string_lossy(),
@@ -326,7 +329,8 @@ impl Output {
                     w.write_record(CSV_COLUMNS)
                         .map_err(|e| Error::Output(format!("writing the export: {e}")))?;
                 }
-                let cells: Vec<String> = CSV_COLUMNS.iter().map(|c| csv_cell(row.get(*c))).collect();
+                let cells: Vec<String> =
+                    CSV_COLUMNS.iter().map(|c| csv_cell(row.get(*c))).collect();
                 w.write_record(&cells)
                     .map_err(|e| Error::Output(format!("writing the export: {e}")))?;
                 let bytes = w
@@ -336,14 +340,20 @@ impl Output {
             }
         };
         self.rows += 1;
-        self.sink
-            .write_all(text.as_bytes())
-            .map_err(|e| Error::Output(format!("writing the export: {}", crate::files::io_cause(&e))))
+        self.sink.write_all(text.as_bytes()).map_err(|e| {
+            Error::Output(format!(
+                "writing the export: {}",
+                crate::files::io_cause(&e)
+            ))
+        })
     }
 
     fn finish(mut self) -> Result<(), Error> {
         let fail = |e: std::io::Error| {
-            Error::Output(format!("writing the export: {}", crate::files::io_cause(&e)))
+            Error::Output(format!(
+                "writing the export: {}",
+                crate::files::io_cause(&e)
+            ))
         };
         self.sink.flush().map_err(fail)?;
         let Some((tmp, path)) = self.tmp.take() else {
@@ -389,7 +399,9 @@ fn csv_cell(v: Option<&Value>) -> String {
                     m.get("auth_provider").and_then(Value::as_str).unwrap_or(""),
                     m.get("external_id").and_then(Value::as_str).unwrap_or("")
                 ),
-                other => other.as_str().map_or_else(|| other.to_string(), str::to_string),
+                other => other
+                    .as_str()
+                    .map_or_else(|| other.to_string(), str::to_string),
             })
             .collect::<Vec<_>>()
             .join(" "),

@@ -117,7 +117,10 @@ pub fn run_rows(
     };
     pool::run(&shared, jobs)?;
     let mut prune_refused = None;
-    if let Some(how) = cli.prune.filter(|_| !shared.stop.load(std::sync::atomic::Ordering::Relaxed)) {
+    if let Some(how) = cli
+        .prune
+        .filter(|_| !shared.stop.load(std::sync::atomic::Ordering::Relaxed))
+    {
         let source = shared.rows.lock().unwrap_or_else(|p| p.into_inner());
         match prune_rows(cli, how, &shared, &source, console)? {
             Ok(rows) => {
@@ -310,7 +313,13 @@ fn prune_rows(
 pub fn configured(
     cli: &Options,
     console: &Console,
-) -> Result<(crate::record::Record, std::sync::Arc<crate::stages::Resolved>), Error> {
+) -> Result<
+    (
+        crate::record::Record,
+        std::sync::Arc<crate::stages::Resolved>,
+    ),
+    Error,
+> {
     let mut template = record_from_options(cli, console)?;
     let mut no_prompts = NoPrompts;
     let mut ctx = Ctx::new(cli, console, &mut no_prompts);

@@ -227,7 +227,7 @@ impl Admin<'_> {
     /// deactivated ones and guests; the token of the next page.
     pub fn users_page(&self, from: &str, limit: usize) -> Result<Page, HsError> {
         let path = format!(
-            "/_synapse/admin/v2/users?from={}&limit={limit}&guests=true&deactivated=true&order_by=name",
+            "/_synapse/admin/v2/users?from={}&limit={limit}&guests=true&deactivated=true&locked=true&order_by=name",
             segment(from)
         );
         let page = self.ok("GET", &path, None)?;

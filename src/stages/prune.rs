@@ -59,7 +59,9 @@ pub fn candidates(
             if (how == Prune::Lock && u.locked)
                 || named(localpart)
                 || owner == Some(u.user_id.as_str())
-                || keep.iter().any(|k| glob(k, &u.user_id) || glob(k, localpart))
+                || keep
+                    .iter()
+                    .any(|k| glob(k, &u.user_id) || glob(k, localpart))
             {
                 continue;
             }

@@ -21,6 +21,7 @@ mod package;
 mod prompts;
 mod rig;
 mod safety;
+mod server_state;
 mod servers;
 mod signals;
 mod transports;

@@ -832,7 +832,9 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         match (b[i], b.get(i + 1..i + 3)) {
-            (b'%', Some(h)) if u8::from_str_radix(std::str::from_utf8(h).unwrap_or("x"), 16).is_ok() => {
+            (b'%', Some(h))
+                if u8::from_str_radix(std::str::from_utf8(h).unwrap_or("x"), 16).is_ok() =>
+            {
                 out.push(u8::from_str_radix(std::str::from_utf8(h).unwrap(), 16).unwrap());
                 i += 3;
             }
@@ -1010,11 +1012,20 @@ fn mas(ctx: &Ctx, method: &str, path: &str, head: &str, body: &str) -> (u16, Val
             if !st.users.values().any(|u| u.id == user) {
                 return (404, errors(&format!("User ID {user} not found")));
             }
-            if st.links.iter().any(|(_, _, p, s)| p == provider && s == subject) {
+            if st
+                .links
+                .iter()
+                .any(|(_, _, p, s)| p == provider && s == subject)
+            {
                 return (409, errors("Upstream OAuth 2.0 Link already exists"));
             }
             let id = new_id(&mut st);
-            let link = (id, user.to_string(), provider.to_string(), subject.to_string());
+            let link = (
+                id,
+                user.to_string(),
+                provider.to_string(),
+                subject.to_string(),
+            );
             let answer = json!({"data": link_json(&link)});
             st.links.push(link);
             (201, answer)

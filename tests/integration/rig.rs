@@ -30,7 +30,7 @@ pub struct Synapse {
     pub server_name: String,
     pub original: PathBuf,
     pub venv: PathBuf,
-    admin_token: String,
+    pub admin_token: String,
     admin_token_file: OnceLock<(tempfile::TempDir, PathBuf)>,
     http: reqwest::blocking::Client,
     _rig: Mutex<Child>,
