@@ -318,11 +318,8 @@ impl Output {
     fn write(&mut self, format: Format, row: &Map<String, Value>) -> Result<(), Error> {
         let text = match format {
             Format::Jsonl => format!("{}\n", Value::Object(row.clone())),
-            Format::Yaml => {
-                let one = serde_yaml::to_string(&vec![Value::Object(row.clone())])
-                    .map_err(|e| Error::Output(format!("writing the export: {e}")))?;
-                one
-            }
+            Format::Yaml => serde_yaml::to_string(&vec![Value::Object(row.clone())])
+                .map_err(|e| Error::Output(format!("writing the export: {e}")))?,
             Format::Csv => {
                 let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
                 if self.rows == 0 {

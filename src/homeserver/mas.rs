@@ -68,6 +68,10 @@ pub struct Link {
     pub user: Option<String>,
 }
 
+/// One page of MAS's users, the ULID the next starts after (`None`: the
+/// last page), and how many users there are when MAS says.
+pub type UsersPage = (Vec<User>, Option<String>, Option<u64>);
+
 /// What creating a user came to.
 #[derive(Debug)]
 pub enum Created {
@@ -276,11 +280,7 @@ impl<'a> Mas<'a> {
 
     /// One page of MAS's users after the ULID `after`: the users, and the
     /// ULID to page on from (`None`: the last page).
-    pub fn users_page(
-        &self,
-        after: Option<&str>,
-        first: usize,
-    ) -> Result<(Vec<User>, Option<String>, Option<u64>), HsError> {
+    pub fn users_page(&self, after: Option<&str>, first: usize) -> Result<UsersPage, HsError> {
         let mut path = format!("/api/admin/v1/users?page[first]={first}");
         if let Some(a) = after {
             path.push_str(&format!("&page[after]={}", segment(a)));

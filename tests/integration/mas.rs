@@ -901,3 +901,77 @@ fn ten_fault_batches_in_a_row_each_end_whole() {
         check_batch(&stub, &out, &users);
     }
 }
+
+/// Reactivation, upstream links (the MAS form of `external_ids`) and
+/// `--prune=lock` through MAS's Admin API: a link another user has is
+/// refused naming it; the set is exact; who the inventory leaves out is
+/// locked, the rest left alone.
+#[test]
+fn reactivation_links_and_prune_go_through_mas() {
+    let stub = Stub::start();
+    if stub.is_real() {
+        return;
+    }
+    let n = |s: &str| stub.name(s);
+    let id = |s: &str| format!("@{}:{}", n(s), stub.server_name());
+    let dir = tempfile::tempdir().unwrap();
+    for u in ["back", "linked", "other", "stay1", "stay2", "stay3", "gone"] {
+        stub.add_user(&n(u), STRONG);
+    }
+    let input = dir.path().join("i.jsonl");
+    let run = |rows: &[serde_json::Value], extra: &[&str]| {
+        let text: String = rows.iter().map(|r| format!("{r}\n")).collect();
+        std::fs::write(&input, text).unwrap();
+        let mut a = creds(&stub, dir.path());
+        a.extend([
+            "--ensure".into(),
+            "--batch".into(),
+            input.display().to_string(),
+        ]);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a.push(stub.synapse_url.clone());
+        Test::new().args(a).run()
+    };
+    let p = "01PROVIDER0000000000000000";
+    let row = |u: &str, ids: &[&str]| serde_json::json!({"username": n(u), "external_ids": ids.iter().map(|i| format!("{p}:{i}")).collect::<Vec<_>>()});
+    run(&[row("other", &["sub-other"])], &[]).code(0);
+    assert_eq!(stub.links_of(&n("other")), [format!("{p}:sub-other")]);
+    let r = run(
+        &[
+            row("linked", &["sub-1", "sub-2"]),
+            row("back", &["sub-other"]),
+        ],
+        &[],
+    );
+    r.code(1).stderr_has(&format!("belongs to {}", id("other")));
+    let mut have = stub.links_of(&n("linked"));
+    have.sort();
+    assert_eq!(have, [format!("{p}:sub-1"), format!("{p}:sub-2")]);
+    assert!(stub.links_of(&n("back")).is_empty());
+    run(&[row("linked", &["sub-2"])], &[]).code(0);
+    assert_eq!(stub.links_of(&n("linked")), [format!("{p}:sub-2")]);
+
+    // Reactivation: the plan says it, the ensure does it.
+    let deact = serde_json::json!({"username": n("back"), "active": false});
+    run(&[deact], &[]).code(0);
+    assert!(stub.user(&n("back")).unwrap().deactivated);
+    let back = serde_json::json!({"username": n("back"), "active": true});
+    run(&[back.clone()], &["--plan"])
+        .code(4)
+        .stdout_has("active no -> yes");
+    run(&[back], &[]).code(0);
+    assert!(!stub.user(&n("back")).unwrap().deactivated);
+
+    // Prune: everyone the inventory names stays; `gone` is locked.
+    let names: Vec<serde_json::Value> = ["back", "linked", "other", "stay1", "stay2", "stay3"]
+        .iter()
+        .map(|u| serde_json::json!({"username": n(u)}))
+        .collect();
+    run(&names, &["--prune=lock", "--plan"])
+        .code(4)
+        .stdout_has(&format!("- {}: lock (not in the inventory)", id("gone")));
+    run(&names, &["--prune=lock"]).code(0);
+    assert!(stub.user(&n("gone")).unwrap().locked);
+    assert!(!stub.user(&n("stay1")).unwrap().locked);
+    run(&[], &["--prune=lock"]).code(5);
+}

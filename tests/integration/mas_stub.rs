@@ -1039,6 +1039,19 @@ fn mas(ctx: &Ctx, method: &str, path: &str, head: &str, body: &str) -> (u16, Val
                 (404, errors("Upstream OAuth 2.0 Link not found"))
             }
         }
+        ("GET", ["users"]) => {
+            let first: usize = param("page[first]")
+                .and_then(|f| f.parse().ok())
+                .unwrap_or(10);
+            let after = param("page[after]").unwrap_or_default();
+            let mut all: Vec<&StubUser> = st.users.values().filter(|u| u.id > after).collect();
+            all.sort_by(|a, b| a.id.cmp(&b.id));
+            let data: Vec<Value> = all.iter().take(first).map(|u| user_json(u)).collect();
+            (
+                200,
+                json!({"meta": {"count": st.users.len()}, "data": data}),
+            )
+        }
         ("GET", ["users", id]) => match st.users.values().find(|u| u.id == *id) {
             Some(u) => (200, single(u, path)),
             None => (404, errors(&format!("User ID {id} not found"))),
