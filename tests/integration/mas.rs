@@ -956,7 +956,7 @@ fn reactivation_links_and_prune_go_through_mas() {
     run(&[deact], &[]).code(0);
     assert!(stub.user(&n("back")).unwrap().deactivated);
     let back = serde_json::json!({"username": n("back"), "active": true});
-    run(&[back.clone()], &["--plan"])
+    run(std::slice::from_ref(&back), &["--plan"])
         .code(4)
         .stdout_has("active no -> yes");
     run(&[back], &[]).code(0);
