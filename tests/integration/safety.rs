@@ -592,7 +592,7 @@ fn a_deactivated_account_is_never_changed_in_part() {
         "POST",
         &format!("/_synapse/admin/v1/deactivate/{}", enc(&s.user_id(&erin))),
         token.trim(),
-        Some(json!({})),
+        Some(json!({"erase": true})),
     );
     let input = dir.path().join("in.jsonl");
     let out = dir.path().join("out.jsonl");
@@ -605,7 +605,7 @@ fn a_deactivated_account_is_never_changed_in_part() {
         .arg(out.to_str().unwrap())
         .run()
         .code(1)
-        .stderr_has("does not reactivate");
+        .stderr_has("erased_ok");
     write_jsonl(
         &input,
         &[json!({"username": erin, "admin": true, "displayname": "Back"})],

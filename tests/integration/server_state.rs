@@ -632,3 +632,133 @@ fn external_ids_are_linked_and_never_moved() {
         json!([{"auth_provider": "oidc-corp", "external_id": format!("{tag}-1")}])
     );
 }
+
+/// The README's "adopt a running server" walkthrough, its commands as
+/// written, with the edit it describes made between the first two.
+#[test]
+fn the_readme_adoption_walkthrough_does_what_it_says() {
+    let (s, _lock) = server();
+    let tag = fresh("adopt");
+    let (renamed, left) = (format!("{tag}renamed"), format!("{tag}left"));
+    for u in [&renamed, &left] {
+        s.register_directly(u, "pw-adopt-1", false);
+    }
+    fillers(s, &tag, 6);
+    let readme = std::fs::read_to_string(crate::rig::root().join("README.md")).unwrap();
+    let commands: Vec<&str> = readme
+        .lines()
+        .filter(|l| {
+            l.starts_with("register_new_matrix_user ")
+                && (l.contains("--export") || l.contains("--prune"))
+        })
+        .collect();
+    assert_eq!(commands.len(), 3, "{commands:?}");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&s.config, dir.path().join("homeserver.yaml")).unwrap();
+    std::fs::copy(token_file(s), dir.path().join("admin.token")).unwrap();
+    let bin = assert_cmd::cargo::cargo_bin!("register_new_matrix_user");
+    let sh = |cmd: &str| {
+        let cmd = format!(
+            "{} {}",
+            bin.display(),
+            &cmd["register_new_matrix_user ".len()..]
+        );
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(&cmd)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, _, err) = sh(commands[0]);
+    assert_eq!(code, Some(0), "{err}");
+    // The edit: a new display name for one, the other's line deleted.
+    let file = dir.path().join("inventory.jsonl");
+    let edited: String = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let mut row: Value = serde_json::from_str(l).unwrap();
+            if row["username"] == json!(left) {
+                return None;
+            }
+            if row["username"] == json!(renamed) {
+                row["displayname"] = json!("New Name");
+            }
+            Some(format!("{row}\n"))
+        })
+        .collect();
+    write(&file, &edited);
+    let (code, out, err) = sh(commands[1]);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(
+        out.contains(&format!("~ {}: displayname", s.user_id(&renamed))),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "- {}: deactivate (not in the inventory)",
+            s.user_id(&left)
+        )),
+        "{out}"
+    );
+    let changes = out
+        .lines()
+        .filter(|l| !l.ends_with("nothing to change"))
+        .count();
+    assert_eq!(changes, 2, "{out}");
+    let (code, _, err) = sh(commands[2]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(user(s, &renamed)["displayname"], json!("New Name"));
+    assert_eq!(user(s, &left)["deactivated"], json!(true));
+    let (code, out, _) = sh(commands[1]);
+    assert_eq!(code, Some(0), "{out}");
+}
+
+/// The limits docs/limits.md gives external IDs, each broken.
+#[test]
+fn external_ids_past_their_limits_are_refused() {
+    let (s, _lock) = server();
+    let tag = fresh("xlim");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("x.jsonl");
+    let many: Vec<String> = (0..1001).map(|i| format!("p:{i}")).collect();
+    for (ids, why) in [
+        (vec![format!("p:{}", "x".repeat(256))], "not an external ID"),
+        (vec![format!("{}:x", "p".repeat(256))], "not an external ID"),
+        (vec!["p:a b".to_string()], "not an external ID"),
+        (vec!["noprovider".to_string()], "not an external ID"),
+        (many, "more than 1000 external_ids"),
+    ] {
+        write(
+            &file,
+            &format!(
+                "{}\n",
+                json!({"username": tag, "password": "pw-xlim-1", "external_ids": ids})
+            ),
+        );
+        let run = tool(s)
+            .args(["--ensure", "--batch", file.to_str().unwrap()])
+            .run();
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(run.stderr.contains(why), "{}", run.stderr);
+        assert!(s.user(&tag).is_none());
+    }
+    let ok = vec![format!("p:{}", "x".repeat(255))];
+    write(
+        &file,
+        &format!(
+            "{}\n",
+            json!({"username": tag, "password": "pw-xlim-1", "external_ids": ok})
+        ),
+    );
+    let run = tool(s)
+        .args(["--ensure", "--batch", file.to_str().unwrap()])
+        .run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
