@@ -13,7 +13,8 @@ own default rate limits, and listens on a free 127.0.0.1 port, a unix socket, an
 a TLS port with a certificate from a CA generated for the run.
 
 RNMU_SYNAPSE_CONFIG_OVERRIDES may hold a JSON object of top-level config keys
-(rate limits, say) merged over the defaults: only for a test or benchmark that
+(rate limits, say) merged over the defaults (`public_baseurl: auto` becomes the
+server's own plain-HTTP address, for SSO): only for a test or benchmark that
 measures something else than the limit it changes, which says why it does. A rig admin
 account is registered so tests can read state back through the admin API.
 
@@ -135,6 +136,9 @@ def write_config(d, port, secret, tls_port):
         "enable_metrics": False,
     }
     cfg.update(json.loads(os.environ.get("RNMU_SYNAPSE_CONFIG_OVERRIDES") or "{}"))
+    # SSO needs the server's own address, known only here.
+    if cfg.get("public_baseurl") == "auto":
+        cfg["public_baseurl"] = f"http://127.0.0.1:{port}/"
     path = os.path.join(d, "homeserver.yaml")
     # It holds the shared secret: readable by its owner alone, as an admin keeps it.
     with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:

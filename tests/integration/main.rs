@@ -24,6 +24,7 @@ mod safety;
 mod server_state;
 mod servers;
 mod signals;
+mod sso;
 mod transports;
 mod yaml11;
 
