@@ -975,3 +975,50 @@ fn reactivation_links_and_prune_go_through_mas() {
     assert!(!stub.user(&n("stay1")).unwrap().locked);
     run(&[], &["--prune=lock"]).code(5);
 }
+
+/// `--export` through MAS: every MAS user a row (its admin flag, lock and
+/// deactivation MAS's; its profile Synapse's), and a plan of the file
+/// right after changes nothing.
+#[test]
+fn an_export_through_mas_plans_to_nothing() {
+    let stub = Stub::start();
+    if stub.is_real() {
+        return;
+    }
+    let n = |s: &str| stub.name(s);
+    let dir = tempfile::tempdir().unwrap();
+    for u in ["e1", "e2", "e3"] {
+        stub.add_user(&n(u), STRONG);
+    }
+    let file = dir.path().join("all.jsonl");
+    let mut a = creds(&stub, dir.path());
+    a.extend([
+        "--export".into(),
+        file.display().to_string(),
+        stub.synapse_url.clone(),
+    ]);
+    Test::new().args(a).run().code(0);
+    let text = std::fs::read_to_string(&file).unwrap();
+    for u in ["e1", "e2", "e3"] {
+        assert!(
+            text.contains(&format!("\"username\":\"{}\"", n(u))),
+            "{text}"
+        );
+    }
+    assert!(!text.contains(STRONG));
+    let mut a = creds(&stub, dir.path());
+    a.extend([
+        "--ensure".into(),
+        "--plan".into(),
+        "--batch".into(),
+        file.display().to_string(),
+        stub.synapse_url.clone(),
+    ]);
+    let run = Test::new().args(a).run();
+    run.code(0);
+    assert!(
+        run.stdout.lines().all(|l| l.ends_with("nothing to change")),
+        "{}",
+        run.stdout
+    );
+}

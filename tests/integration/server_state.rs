@@ -762,3 +762,60 @@ fn external_ids_past_their_limits_are_refused() {
         .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
+
+/// Faults on every request (dropped connections, 5xx pages, stalls past
+/// `--timeout`, 429s, answers cut after the server acted): an export ends
+/// with the same rows as one without them, and a prune ends whole, having
+/// pruned exactly who the inventory leaves out.
+#[test]
+fn export_and_prune_through_faults_end_whole() {
+    let (s, _lock) = server();
+    let tag = fresh("flt");
+    let dir = tempfile::tempdir().unwrap();
+    let left = format!("{tag}left");
+    s.register_directly(&left, "pw-fault-1", false);
+    fillers(s, &tag, 4);
+    let clean = dir.path().join("clean.jsonl");
+    export(s, &clean);
+    let proxy = crate::faults::proxy_to(s, 150, 11, |_| true, None);
+    let through = |args: &[&str]| {
+        Test::new()
+            .args(["--admin-token-file", &token_file(s), "-k", &s.secret])
+            .args(["--timeout", "1"])
+            .args(args.iter().copied())
+            .arg(proxy.url.clone())
+            .run()
+    };
+    let faulty = dir.path().join("faulty.jsonl");
+    let run = through(&["--export", faulty.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let sorted = |p: &Path| {
+        let mut l: Vec<String> = std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        l.sort();
+        l
+    };
+    assert_eq!(sorted(&clean), sorted(&faulty));
+    let inventory = inventory_without(s, dir.path(), std::slice::from_ref(&left));
+    let results = dir.path().join("results.jsonl");
+    let run = through(&[
+        "--ensure",
+        "--prune",
+        "--batch",
+        inventory.to_str().unwrap(),
+        "-o",
+        results.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(proxy.injected() > 0);
+    assert_eq!(user(s, &left)["deactivated"], json!(true));
+    for i in 0..4 {
+        assert_eq!(
+            user(s, &format!("{tag}fill{i}"))["deactivated"],
+            json!(false)
+        );
+    }
+}
