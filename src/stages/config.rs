@@ -520,13 +520,13 @@ fn transport(
     let mut t = Transport {
         timeout: cli.timeout,
         policy: crate::retry::Policy {
-            retries: cli
-                .retries
-                .unwrap_or(if cli.batch.is_some() || cli.rollback.is_some() {
+            retries: cli.retries.unwrap_or(
+                if cli.batch.is_some() || cli.rollback.is_some() || cli.export.is_some() {
                     crate::retry::BATCH_RETRIES
                 } else {
                     0
-                }),
+                },
+            ),
             max_wait: cli.max_wait,
             waits: std::sync::Arc::default(),
         },
