@@ -17,6 +17,7 @@ client, which is the rig's Synapse. Run it with the rig's virtualenv
 (scripts/synapse-venv.sh installs the pins of scripts/sso.pin).
 """
 import json
+import logging
 import os
 import secrets
 import socket
@@ -211,6 +212,8 @@ def userinfo():
 
 def main():
     global ISSUER
+    # One line per request would bury the tests' own output.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     for name, info in json.loads(sys.argv[1]).items():
         USERS[name] = User(name, info)
     with socket.socket() as s:
