@@ -326,6 +326,7 @@ fn tls_config(ca: &std::path::Path) -> Result<std::sync::Arc<rustls::ClientConfi
     let bad = |why: String| Error::Config(format!("ldap: ca_file {}: {why}", ca.display()));
     let pem = std::fs::read(ca).map_err(|e| bad(crate::files::io_cause(&e)))?;
     let mut roots = rustls::RootCertStore::empty();
+    use rustls_pki_types::pem::PemObject;
     for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
         let cert = cert.map_err(|e| bad(e.to_string()))?;
         roots.add(cert).map_err(|e| bad(e.to_string()))?;
@@ -333,11 +334,13 @@ fn tls_config(ca: &std::path::Path) -> Result<std::sync::Arc<rustls::ClientConfi
     if roots.is_empty() {
         return Err(bad("holds no certificate".into()));
     }
-    Ok(std::sync::Arc::new(
-        rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    ))
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(std::sync::Arc::new(config))
 }
 
 /// The members of the configured groups, by DN key, read from the groups'
@@ -379,11 +382,8 @@ fn search(
     members: Option<&Vec<(String, HashSet<String>)>>,
     mut each: impl FnMut(Row) -> bool,
 ) -> Option<String> {
-    use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
-    let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
-        Box::new(EntriesOnly::new()),
-        Box::new(PagedResults::new(dir.page_size)),
-    ];
+    use ldap3::adapters::{Adapter, PagedResults};
+    let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![Box::new(PagedResults::new(dir.page_size))];
     let mut stream =
         match conn.streaming_search_with(adapters, &dir.base, dir.scope, &dir.filter, vec!["*", "+"]) {
             Ok(s) => s,
@@ -391,6 +391,15 @@ fn search(
         };
     loop {
         match stream.next() {
+            // A referral is a part of the directory this search cannot read.
+            Ok(Some(entry)) if entry.is_ref() => {
+                return Some(format!(
+                    "the directory answered with a referral ({}), which is not followed: the \
+                     rows read are not the whole directory",
+                    ldap3::parse_refs(entry.0).join(", ")
+                ));
+            }
+            Ok(Some(entry)) if entry.is_intermediate() => {}
             Ok(Some(entry)) => {
                 let entry = ldap3::SearchEntry::construct(entry);
                 if !each(row_of(&entry, dir, members)) {

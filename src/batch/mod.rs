@@ -13,6 +13,7 @@
 
 pub mod export;
 pub mod journal;
+pub mod ldap;
 mod pool;
 pub mod priors;
 pub mod progress;
@@ -34,6 +35,15 @@ use std::path::Path;
 
 /// Runs the batch the command line names; the exit status.
 pub fn run(cli: &Options, path: &Path, console: &Console) -> Result<u8, Error> {
+    let spec = path.to_str().unwrap_or_default();
+    if ldap::is_directory(spec) {
+        let journal = results_file(cli, console)?;
+        let spec = spec.to_string();
+        let rows = move |resolved: &crate::stages::Resolved| {
+            ldap::open(ldap::directory(&spec, &resolved.tool_config)?)
+        };
+        return run_rows(cli, rows, None, journal.as_ref(), console);
+    }
     let format = match cli.batch_format.or_else(|| Format::from_path(path)) {
         Some(f) => f,
         None => {
@@ -53,7 +63,13 @@ pub fn run(cli: &Options, path: &Path, console: &Console) -> Result<u8, Error> {
         (true, Mode::Ensure | Mode::Plan) => Some(no_shared_emails(path, format)?),
         (true, _) => count_rows(path, format),
     };
-    let journal = match (&cli.output, cli.dry_run || cli.plan) {
+    let journal = results_file(cli, console)?;
+    run_rows(cli, |_| Ok(rows), total, journal.as_ref(), console)
+}
+
+/// The results file `-o` names, when this run writes one.
+fn results_file(cli: &Options, console: &Console) -> Result<Option<journal::Journal>, Error> {
+    Ok(match (&cli.output, cli.dry_run || cli.plan) {
         (Some(p), false) => {
             let j = journal::Journal::open(p)?;
             if let Some(w) = j.damage_warning() {
@@ -70,20 +86,20 @@ pub fn run(cli: &Options, path: &Path, console: &Console) -> Result<u8, Error> {
             None
         }
         (None, _) => None,
-    };
-    run_rows(cli, rows, total, journal.as_ref(), console)
+    })
 }
 
 /// Runs rows through the pipeline, concurrently: the config stage once,
 /// then every row from the input stage on; the exit status.
 pub fn run_rows(
     cli: &Options,
-    rows: reader::Rows,
+    rows: impl FnOnce(&crate::stages::Resolved) -> Result<reader::Rows, Error>,
     total: Option<u64>,
     journal: Option<&journal::Journal>,
     console: &Console,
 ) -> Result<u8, Error> {
     let (template, resolved) = configured(cli, console)?;
+    let rows = rows(&resolved)?;
     let progress = std::sync::Arc::new(progress::Progress::new(
         console.level() == Level::Quiet,
         total,

@@ -538,6 +538,9 @@ fn record(template: &Record, f: Fields, ensure: bool) -> Record {
         rec.user_type = f.user_type;
     }
     rec.extra = f.extra;
+    if let Some(raw) = f.ldap {
+        rec.extra.insert("ldap".into(), serde_json::Value::Object(raw));
+    }
     if ensure {
         rec.emails = f.emails.or(rec.emails);
         rec.rooms = f.rooms.or(rec.rooms);

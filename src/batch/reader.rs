@@ -35,6 +35,8 @@ pub struct Fields {
     pub erased_ok: Option<bool>,
     /// `--rollback`'s rows only: the user ID the results file recorded.
     pub user_id: Option<String>,
+    /// A directory entry's attributes, for hooks as `rec.extra.ldap`.
+    pub ldap: Option<Map<String, Value>>,
     /// `--prune`'s rows only (never read from a file): an account the
     /// inventory does not name.
     pub pruned: Option<crate::options::Prune>,
