@@ -192,7 +192,11 @@ pub fn directory(spec: &str, tool: &Value) -> Result<Directory, Error> {
     let groups_from = match text("groups_from")?.as_deref().unwrap_or("memberOf") {
         "memberOf" | "memberof" => GroupsFrom::MemberOf,
         "member" => GroupsFrom::Member,
-        other => return Err(bad(format!("groups_from {other:?} is not memberOf or member"))),
+        other => {
+            return Err(bad(format!(
+                "groups_from {other:?} is not memberOf or member"
+            )));
+        }
     };
     let mut rooms_from_groups = Vec::new();
     match block.get("rooms_from_groups") {
@@ -201,7 +205,12 @@ pub fn directory(spec: &str, tool: &Value) -> Result<Directory, Error> {
             for (group, rooms) in m {
                 let rooms = rooms
                     .as_array()
-                    .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect()
+                    })
                     .ok_or_else(|| bad(format!("rooms_from_groups.{group} must be a list")))?;
                 rooms_from_groups.push((dn_key(group), rooms));
             }
@@ -228,7 +237,10 @@ pub fn directory(spec: &str, tool: &Value) -> Result<Directory, Error> {
         scope,
         filter,
         ca_file: text("ca_file")?.map(Into::into),
-        starttls: block.get("starttls").and_then(Value::as_bool).unwrap_or(false),
+        starttls: block
+            .get("starttls")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         page_size,
         map: Mapping {
             username: attr("username", Some("uid"))?.unwrap_or_else(|| "uid".into()),
@@ -305,7 +317,11 @@ fn connect(dir: &Directory) -> Result<ldap3::LdapConn, Error> {
     }
     let cause = |e: ldap3::LdapError| crate::state::quoted(&e.to_string());
     let mut conn = ldap3::LdapConn::with_settings(settings, &dir.url).map_err(|e| {
-        Error::Input(format!("cannot reach the directory at {}: {}", dir.url, cause(e)))
+        Error::Input(format!(
+            "cannot reach the directory at {}: {}",
+            dir.url,
+            cause(e)
+        ))
     })?;
     if let Some(dn) = &dir.bind_dn {
         let pw = dir.bind_password.as_ref().map(|p| p.expose()).unwrap_or("");
@@ -357,7 +373,12 @@ fn group_members(
     let mut out = Vec::new();
     for g in groups {
         let (entries, _) = conn
-            .search(&g, ldap3::Scope::Base, "(objectClass=*)", vec!["member", "uniqueMember"])
+            .search(
+                &g,
+                ldap3::Scope::Base,
+                "(objectClass=*)",
+                vec!["member", "uniqueMember"],
+            )
             .and_then(|r| r.success())
             .map_err(|e| Error::Input(format!("cannot read the group {g}: {e}")))?;
         let mut set = HashSet::new();
@@ -384,11 +405,16 @@ fn search(
 ) -> Option<String> {
     use ldap3::adapters::{Adapter, PagedResults};
     let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![Box::new(PagedResults::new(dir.page_size))];
-    let mut stream =
-        match conn.streaming_search_with(adapters, &dir.base, dir.scope, &dir.filter, vec!["*", "+"]) {
-            Ok(s) => s,
-            Err(e) => return Some(format!("the directory search failed: {e}")),
-        };
+    let mut stream = match conn.streaming_search_with(
+        adapters,
+        &dir.base,
+        dir.scope,
+        &dir.filter,
+        vec!["*", "+"],
+    ) {
+        Ok(s) => s,
+        Err(e) => return Some(format!("the directory search failed: {e}")),
+    };
     loop {
         match stream.next() {
             // A referral is a part of the directory this search cannot read.
@@ -463,7 +489,12 @@ fn row_of(
         f.emails = Some(values(e, a).to_vec());
     }
     if let Some((provider, a)) = &dir.map.external_id {
-        f.external_ids = Some(values(e, a).iter().map(|v| format!("{provider}:{v}")).collect());
+        f.external_ids = Some(
+            values(e, a)
+                .iter()
+                .map(|v| format!("{provider}:{v}"))
+                .collect(),
+        );
     }
     match &dir.map.active {
         None => {}
@@ -525,7 +556,10 @@ mod tests {
         assert_eq!(scope.as_deref(), Some("sub"));
         assert_eq!(filter.as_deref(), Some("(uid=a*)"));
         assert!(parse_url("ldap:///dc=x").is_err());
-        assert_eq!(dn_key("CN=Admins, OU=Groups,dc=X"), "cn=admins,ou=groups,dc=x");
+        assert_eq!(
+            dn_key("CN=Admins, OU=Groups,dc=X"),
+            "cn=admins,ou=groups,dc=x"
+        );
         assert!(is_directory("ldap:") && is_directory("ldaps://h") && !is_directory("people.csv"));
     }
 }

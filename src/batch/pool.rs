@@ -539,7 +539,8 @@ fn record(template: &Record, f: Fields, ensure: bool) -> Record {
     }
     rec.extra = f.extra;
     if let Some(raw) = f.ldap {
-        rec.extra.insert("ldap".into(), serde_json::Value::Object(raw));
+        rec.extra
+            .insert("ldap".into(), serde_json::Value::Object(raw));
     }
     if ensure {
         rec.emails = f.emails.or(rec.emails);

@@ -13,6 +13,7 @@ mod faults;
 mod hooks;
 mod hostile;
 mod hygiene;
+mod ldap;
 mod limits;
 mod mas;
 mod mas_real;

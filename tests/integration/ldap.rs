@@ -1,0 +1,387 @@
+//! A directory as the source of truth, against Debian's real OpenLDAP slapd
+//! (`scripts/ldap_rig.py`: mdb, the memberOf overlay or not, LDAPS with a
+//! rig-made CA, a size limit of 500 that only paging gets past) and a
+//! Synapse of these tests' own (a prune reads every account of it; no rate
+//! limit is changed). The directory is changed between runs with
+//! `ldapmodify`, as an admin would, and each change must show in the plan
+//! as exactly that change, be made by `--ensure`, and leave a rerun with
+//! nothing to do.
+
+use crate::rig::Synapse;
+use crate::{Test, fresh};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+pub struct Directory {
+    pub info: Value,
+    _child: Mutex<std::process::Child>,
+}
+
+impl Directory {
+    fn start(args: &[&str]) -> Directory {
+        let mut child = Command::new("python3")
+            .arg(crate::rig::root().join("scripts/ldap_rig.py"))
+            .arg("serve")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start scripts/ldap_rig.py");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let info: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("the LDAP rig did not start ({e}): {line:?}"));
+        Directory {
+            info,
+            _child: Mutex::new(child),
+        }
+    }
+
+    pub fn get(&self, k: &str) -> String {
+        self.info[k].as_str().unwrap_or_default().to_string()
+    }
+
+    /// Applies LDIF as the directory's admin, as `ldapmodify` does.
+    pub fn modify(&self, ldif: &str) {
+        let pw = std::fs::read_to_string(self.get("admin_password_path")).unwrap();
+        let mut c = Command::new("ldapmodify")
+            // -M: a referral object is changed as an entry, not followed.
+            .args([
+                "-x",
+                "-M",
+                "-H",
+                &self.get("url"),
+                "-D",
+                &self.get("admin_dn"),
+            ])
+            .args(["-w", pw.trim()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(ldif.as_bytes()).unwrap();
+        assert!(c.wait().unwrap().success(), "ldapmodify:\n{ldif}");
+    }
+}
+
+/// The directory of 2,000 people with the memberOf overlay, and the lock
+/// the tests hold while they change it.
+fn directory() -> (&'static Directory, MutexGuard<'static, ()>) {
+    static D: OnceLock<Directory> = OnceLock::new();
+    static LOCK: Mutex<()> = Mutex::new(());
+    let guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    (D.get_or_init(|| Directory::start(&[])), guard)
+}
+
+fn server() -> &'static Synapse {
+    crate::synapse_with("ldap", json!({}))
+}
+
+/// A config with the `ldap:` block for `d`, plus `extra` YAML lines in it.
+fn config(dir: &Path, d: &Directory, url: &str, extra: &str) -> PathBuf {
+    let p = dir.join("ldap.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "register_new_matrix_user:\n  ldap:\n    url: {url}\n    bind_dn: {}\n    \
+             bind_password_path: {}\n    base: ou=people,{}\n    ca_file: {}\n    \
+             admin_group: cn=matrix-admins,ou=groups,{base}\n    disabled_group: \
+             cn=disabled,ou=groups,{base}\n    external_ids: {{auth_provider: oidc-corp, \
+             attribute: entryUUID}}\n{extra}",
+            d.get("bind_dn"),
+            d.get("bind_password_path"),
+            d.get("base"),
+            d.get("ca"),
+            base = d.get("base"),
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn tool(s: &Synapse, cfg: &Path) -> Test {
+    Test::new().args([
+        "-c",
+        s.config.to_str().unwrap(),
+        "-c",
+        cfg.to_str().unwrap(),
+        "--admin-token-file",
+        &s.admin_token_file(),
+        "-j",
+        "8",
+        &s.url,
+    ])
+}
+
+fn plan(s: &Synapse, cfg: &Path, extra: &[&str]) -> crate::Run {
+    tool(s, cfg)
+        .args(["--ensure", "--plan", "--batch", "ldap:"])
+        .args(extra.iter().copied())
+        .run()
+}
+
+fn ensure(s: &Synapse, cfg: &Path, extra: &[&str]) -> crate::Run {
+    tool(s, cfg)
+        .args(["--ensure", "--batch", "ldap:"])
+        .args(extra.iter().copied())
+        .run()
+}
+
+/// The plan's lines that change something.
+fn changes(run: &crate::Run) -> Vec<String> {
+    run.stdout
+        .lines()
+        .filter(|l| !l.ends_with("nothing to change"))
+        .map(str::to_string)
+        .collect()
+}
+
+fn person(i: usize) -> String {
+    format!("person{i:04}")
+}
+
+#[test]
+fn the_directory_is_kept_in_step_change_by_change() {
+    let (d, _lock) = directory();
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let base = d.get("base");
+    let cfg = config(dir.path(), d, &d.get("ldaps"), "");
+    // Everyone, past the server's size limit of 500: paged. (Another test
+    // of this directory may have created some of them already.)
+    let run = ensure(s, &cfg, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("batch: 2000 rows"), "{}", run.stderr);
+    assert!(s.is_admin(&person(0)) && !s.is_admin(&person(2)));
+    assert_eq!(s.emails(&person(7)), [format!("{}@rig.test", person(7))]);
+    let nothing = |why: &str| {
+        let run = plan(s, &cfg, &["--prune"]);
+        assert_eq!(run.code, 0, "{why}: {}\n{}", run.stdout, run.stderr);
+    };
+    nothing("after the first sync");
+
+    // Each change an admin makes, one at a time.
+    let steps: Vec<(String, String, String)> = vec![
+        (
+            "a rename".into(),
+            format!(
+                "dn: uid={},ou=people,{base}\nchangetype: modify\nreplace: cn\ncn: Renamed Person\n",
+                person(3)
+            ),
+            format!(
+                "~ {}: displayname \"Person 0003\" -> \"Renamed Person\"",
+                s.user_id(&person(3))
+            ),
+        ),
+        (
+            "an email".into(),
+            format!(
+                "dn: uid={},ou=people,{base}\nchangetype: modify\nreplace: mail\nmail: new4@rig.test\n",
+                person(4)
+            ),
+            format!(
+                "~ {}: emails [person0004@rig.test] -> [new4@rig.test]",
+                s.user_id(&person(4))
+            ),
+        ),
+        (
+            "an admin added".into(),
+            format!(
+                "dn: cn=matrix-admins,ou=groups,{base}\nchangetype: modify\nadd: member\nmember: uid={},ou=people,{base}\n",
+                person(5)
+            ),
+            format!("~ {}: admin no -> yes", s.user_id(&person(5))),
+        ),
+        (
+            "an admin removed from the group".into(),
+            format!(
+                "dn: cn=matrix-admins,ou=groups,{base}\nchangetype: modify\ndelete: member\nmember: uid={},ou=people,{base}\n",
+                person(1)
+            ),
+            format!("~ {}: admin yes -> no", s.user_id(&person(1))),
+        ),
+        (
+            "one disabled".into(),
+            format!(
+                "dn: cn=disabled,ou=groups,{base}\nchangetype: modify\nadd: member\nmember: uid={},ou=people,{base}\n",
+                person(6)
+            ),
+            format!("- {}: deactivate", s.user_id(&person(6))),
+        ),
+        (
+            "one deleted".into(),
+            format!(
+                "dn: uid={},ou=people,{base}\nchangetype: delete\n",
+                person(8)
+            ),
+            format!(
+                "- {}: deactivate (not in the inventory)",
+                s.user_id(&person(8))
+            ),
+        ),
+    ];
+    // Each plan shows exactly its change, so the one after it also shows
+    // that the change before was made and nothing else is left.
+    for (what, ldif, want) in steps {
+        d.modify(&ldif);
+        let run = plan(s, &cfg, &["--prune"]);
+        assert_eq!(run.code, 4, "{what}: {}", run.stderr);
+        assert_eq!(changes(&run), [want], "{what}");
+        let run = ensure(s, &cfg, &["--prune", "-q"]);
+        assert_eq!(run.code, 0, "{what}: {}", run.stderr);
+    }
+    nothing("after the last change");
+    assert_eq!(s.user(&person(3)).unwrap()["displayname"], "Renamed Person");
+    assert_eq!(s.emails(&person(4)), ["new4@rig.test"]);
+    assert!(s.is_admin(&person(5)) && !s.is_admin(&person(1)));
+    for p in [6, 8] {
+        assert_eq!(s.user(&person(p)).unwrap()["deactivated"], true, "{p}");
+    }
+}
+
+#[test]
+fn without_the_memberof_overlay_groups_come_from_their_members() {
+    static D: OnceLock<Directory> = OnceLock::new();
+    let d = D.get_or_init(|| Directory::start(&["--no-memberof", "--people", "30"]));
+    // Its people share names with the other directory's: a server apart.
+    let s = crate::synapse_with("ldap-nomemberof", json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    let tag = fresh("nomo");
+    // A room for engineering (every tenth person); base on this server.
+    let (_, alias) = s.make_room(&format!("{tag}eng"), false);
+    let cfg = config(
+        dir.path(),
+        d,
+        &d.get("url"),
+        &format!(
+            "    groups_from: member\n    filter: (uid=person000*)\n    rooms_from_groups:\n      \
+             cn=engineering,ou=groups,{}: [\"{alias}\"]\n",
+            d.get("base")
+        ),
+    );
+    let run = plan(s, &cfg, &[]);
+    assert!(run.code == 4 || run.code == 0, "{}", run.stderr);
+    let run = ensure(s, &cfg, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(s.is_admin(&person(0)));
+    assert!(!s.is_admin(&person(2)));
+    assert!(
+        s.joined_rooms(&person(0)).iter().any(|r| !r.is_empty()),
+        "engineering's room"
+    );
+    assert!(s.joined_rooms(&person(3)).is_empty());
+    assert_eq!(plan(s, &cfg, &[]).code, 0);
+}
+
+/// A search that does not come back whole prunes nobody, each way it can
+/// fail; a bind that fails does nothing at all.
+#[test]
+fn a_failed_or_partial_search_prunes_nobody() {
+    let (d, _lock) = directory();
+    // Its outsider must not be another test's to prune: a server apart.
+    let s = crate::synapse_with("ldap-partial", json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    let tag = fresh("part");
+    // Someone the directory does not have, who a whole read would prune.
+    let outsider = format!("{tag}outsider");
+    s.register_directly(&outsider, "pw-outsider-1", false);
+    let active = |u: &str| s.user(u).unwrap()["deactivated"] == json!(false);
+    let url = d.get("url");
+    let base = d.get("base");
+    let cases: Vec<(&str, String, String)> = vec![
+        (
+            "a size limit hit",
+            "    page_size: 1000\n".to_string(),
+            "did not end whole".into(),
+        ),
+        (
+            "a search that returns nothing",
+            "    filter: (uid=nobody-at-all)\n".into(),
+            "no rows".into(),
+        ),
+    ];
+    // Planned: the refusal is the same code as under --ensure, whose own
+    // run is the dropped connection's below.
+    for (what, extra, why) in cases {
+        let cfg = config(dir.path(), d, &url, &extra);
+        let run = plan(s, &cfg, &["--prune", "--prune-max", "100000"]);
+        assert_eq!(run.code, 5, "{what}: {}", run.stderr);
+        assert!(run.stderr.contains(&why), "{what}: {}", run.stderr);
+        assert!(active(&outsider), "{what}");
+    }
+    // A referral it cannot follow.
+    d.modify(&format!(
+        "dn: ou=elsewhere,ou=people,{base}\nchangetype: add\nobjectClass: referral\n\
+         objectClass: extensibleObject\nou: elsewhere\nref: ldap://127.0.0.1:9/ou=people,{base}\n"
+    ));
+    let cfg = config(dir.path(), d, &url, "");
+    let run = plan(s, &cfg, &["--prune", "--prune-max", "100000"]);
+    d.modify(&format!(
+        "dn: ou=elsewhere,ou=people,{base}\nchangetype: delete\n"
+    ));
+    assert_eq!(run.code, 5, "a referral: {}", run.stderr);
+    assert!(run.stderr.contains("referral"), "{}", run.stderr);
+    assert!(active(&outsider));
+    // A connection dropped midway: a proxy that cuts it after 64 KiB.
+    let cut = cutting_proxy(&url, 64 * 1024);
+    let cfg = config(dir.path(), d, &cut, "");
+    let run = ensure(s, &cfg, &["--prune", "--prune-max", "100000"]);
+    assert_eq!(run.code, 5, "a dropped connection: {}", run.stderr);
+    assert!(run.stderr.contains("broke off"), "{}", run.stderr);
+    assert!(active(&outsider));
+    // A bind refused: one line, nothing done.
+    let bad = dir.path().join("bad.secret");
+    std::fs::write(&bad, "wrong-password\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let cfg = config(dir.path(), d, &url, "");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(&d.get("bind_password_path"), bad.to_str().unwrap());
+    std::fs::write(&cfg, text).unwrap();
+    let run = ensure(s, &cfg, &["--prune"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("refused the bind"), "{}", run.stderr);
+    assert!(!run.stderr.contains("wrong-password"));
+    assert!(active(&outsider));
+}
+
+/// A TCP proxy to `url`'s server that passes `limit` bytes of answers, then
+/// drops the connection.
+fn cutting_proxy(url: &str, limit: usize) -> String {
+    use std::io::Read;
+    let upstream = url.trim_start_matches("ldap://").to_string();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for client in l.incoming().flatten() {
+            let upstream = upstream.clone();
+            std::thread::spawn(move || {
+                let server = std::net::TcpStream::connect(&upstream).unwrap();
+                let (mut c_in, mut s_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_in, &mut s_out);
+                });
+                let (mut s_in, mut c_out) = (server, client);
+                let mut passed = 0;
+                let mut buf = [0u8; 8192];
+                while passed < limit {
+                    let Ok(n) = s_in.read(&mut buf) else { break };
+                    if n == 0 || c_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    passed += n;
+                }
+                let _ = c_out.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    format!("ldap://{addr}")
+}
