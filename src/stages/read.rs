@@ -106,6 +106,11 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         external_ids: rec.external_ids.clone(),
     };
     rec.changes = plan(&want, account.as_ref(), same_avatar);
+    if account.is_none() && rec.active == Some(false) {
+        // A missing account declared inactive is not created: nothing of it
+        // changes.
+        rec.changes.clear();
+    }
     if ctx.opts.erase && deactivates(&rec.changes) {
         rec.changes.insert(
             "erase".into(),

@@ -385,3 +385,96 @@ fn cutting_proxy(url: &str, limit: usize) -> String {
     });
     format!("ldap://{addr}")
 }
+
+/// The README's directory commands and its cron line, as written, and the
+/// hook example of docs/ldap.md, against a directory and server of their
+/// own.
+#[test]
+fn the_readme_directory_commands_and_the_hook_example_do_what_they_say() {
+    static D: OnceLock<Directory> = OnceLock::new();
+    let d = D.get_or_init(|| Directory::start(&["--people", "40"]));
+    let s = crate::synapse_with("ldap-readme", json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    let base = d.get("base");
+    let (_, alias) = s.make_room("engineering", false);
+    d.modify(&format!(
+        "dn: uid=svc-backup,ou=people,{base}\nchangetype: add\nobjectClass: inetOrgPerson\n\
+         uid: svc-backup\ncn: Backups\nsn: svc\n"
+    ));
+    let cfg = config(dir.path(), d, &d.get("ldaps"), "");
+    std::fs::copy(&cfg, dir.path().join("directory.yaml")).unwrap();
+    std::fs::copy(&s.config, dir.path().join("homeserver.yaml")).unwrap();
+    std::fs::copy(s.admin_token_file(), dir.path().join("admin.token")).unwrap();
+    let readme = std::fs::read_to_string(crate::rig::root().join("README.md")).unwrap();
+    let mut commands: Vec<String> = readme
+        .lines()
+        .filter(|l| l.starts_with("register_new_matrix_user ") && l.contains("--batch ldap:"))
+        .map(str::to_string)
+        .collect();
+    let cron = readme
+        .lines()
+        .find(|l| l.starts_with("*/15 ") && l.contains("--batch ldap:"))
+        .expect("the README's cron line");
+    // The cron line: five schedule fields and the user, then the command.
+    commands.push(cron.splitn(7, ' ').nth(6).unwrap().to_string());
+    assert_eq!(commands.len(), 3, "{commands:?}");
+    let bin = assert_cmd::cargo::cargo_bin!("register_new_matrix_user");
+    let sh = |cmd: &str, extra: &str| {
+        let cmd = format!(
+            "{} {} {extra}",
+            bin.display(),
+            &cmd["register_new_matrix_user ".len()..]
+        );
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(&cmd)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = sh(&commands[0], "");
+    assert_eq!(code, Some(4), "{err}");
+    assert!(
+        out.contains(&format!("+ {}: create", s.user_id("person0000"))),
+        "{out}"
+    );
+    // The docs' hook: the service account stays out, engineering joins.
+    let ldap_md = std::fs::read_to_string(crate::rig::root().join("docs/ldap.md")).unwrap();
+    let hook_code = ldap_md
+        .split("```lua\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .unwrap()
+        .replace("example.org", &s.server_name);
+    let hook = dir.path().join("directory.lua");
+    std::fs::write(&hook, hook_code).unwrap();
+    let with_hook = format!("--hook {}", hook.display());
+    let (code, _, err) = sh(&commands[1], &with_hook);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(s.user("svc-backup").is_none(), "a service account was made");
+    assert_eq!(
+        s.joined_rooms("person0010").len(),
+        1,
+        "engineering's room {alias}"
+    );
+    assert!(s.joined_rooms("person0011").is_empty());
+    assert!(s.is_admin("person0001"));
+    let results = std::fs::read_to_string(dir.path().join("directory.results.jsonl")).unwrap();
+    let secret = std::fs::read_to_string(d.get("bind_password_path")).unwrap();
+    assert!(!results.contains(secret.trim()) && !err.contains(secret.trim()));
+    // Someone leaves; the cron line's run deactivates them, quietly.
+    d.modify(&format!(
+        "dn: uid=person0039,ou=people,{base}\nchangetype: delete\n"
+    ));
+    let (code, out, err) = sh(&commands[2], &with_hook);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.is_empty() && err.is_empty(), "-q: {out}{err}");
+    assert_eq!(s.user("person0039").unwrap()["deactivated"], true);
+    let (code, out, err) = sh(&commands[0], &with_hook);
+    assert_eq!(code, Some(0), "{out}{err}");
+}
