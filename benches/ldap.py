@@ -25,7 +25,7 @@ import time
 PEOPLE = int(os.environ.get("PEOPLE", "20000"))
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 ours = os.path.abspath(os.environ.get("RNMU_BIN", "target/release/register_new_matrix_user"))
-url, secret = os.environ["RNMU_SYNAPSE_URL"], os.environ["RNMU_SYNAPSE_SECRET"]
+url, hs_config = os.environ["RNMU_SYNAPSE_URL"], os.environ["RNMU_SYNAPSE_CONFIG"]
 admin_token = os.environ["RNMU_SYNAPSE_ADMIN_TOKEN"]
 tmp = tempfile.mkdtemp(prefix="rnmu-bench-ldap-")
 token_file = os.path.join(tmp, "admin-token")
@@ -71,7 +71,7 @@ def ldapsearch(info):
 
 
 def dry(cfg):
-    return peak_run(["-k", secret, "-c", cfg, "--dry-run", "--batch", "ldap:", "-q", url])
+    return peak_run(["-c", hs_config, "-c", cfg, "--dry-run", "--batch", "ldap:", "-q", url])
 
 
 small, small_info, small_cfg = directory(PEOPLE // 10)
@@ -91,7 +91,7 @@ print(f"  ldapsearch -E pr=500 {statistics.median(searches):.2f} s, --dry-run --
       f" median {statistics.median(ratios):.2f}")
 print(f"  peak memory: {small_peak} KiB over {PEOPLE // 10} entries, {peak} KiB over {PEOPLE}")
 if os.environ.get("PLAN") == "1":
-    base = ["-c", cfg, "-k", secret, "--admin-token-file", token_file, "-j", "8", "-q", url]
+    base = ["-c", hs_config, "-c", cfg, "--admin-token-file", token_file, "-j", "8", "-q", url]
     subprocess.run([ours, "--ensure", "--batch", "ldap:", *base], check=True)
     secs, _ = peak_run(["--ensure", "--plan", "--batch", "ldap:", *base])
     print(f"  --plan on the up-to-date server: {secs:.1f} s ({PEOPLE / secs:.0f} entries/s, each read "

@@ -478,3 +478,41 @@ fn the_readme_directory_commands_and_the_hook_example_do_what_they_say() {
     let (code, out, err) = sh(&commands[0], &with_hook);
     assert_eq!(code, Some(0), "{out}{err}");
 }
+
+/// docs/limits.md's bound: reading a directory of 20,000 entries (paged
+/// past its size limit of 500, every row through the pipeline up to
+/// signing) stays within 32 MiB, and takes little more than a tenth of it.
+#[test]
+fn twenty_thousand_entries_read_within_the_memory_bound() {
+    let small = Directory::start(&["--people", "2000"]);
+    let big = Directory::start(&["--people", "20000"]);
+    let s = crate::synapse();
+    let dir = tempfile::tempdir().unwrap();
+    let peak = |d: &Directory, name: &str| {
+        let sub = dir.path().join(name);
+        std::fs::create_dir_all(&sub).unwrap();
+        let cfg = config(&sub, d, &d.get("url"), "");
+        let (code, err, kib) = crate::peak_kib(
+            &[
+                "-c",
+                s.config.to_str().unwrap(),
+                "-c",
+                cfg.to_str().unwrap(),
+                "--dry-run",
+                "--batch",
+                "ldap:",
+                "-q",
+                &s.url,
+            ],
+            None,
+        );
+        assert_eq!(code, 0, "{err}");
+        kib
+    };
+    let (k2, k20) = (peak(&small, "small"), peak(&big, "big"));
+    assert!(k20 < 32 * 1024, "{k20} KiB for 20,000 entries");
+    assert!(
+        k20 < k2 + 8 * 1024,
+        "{k2} KiB for 2,000, {k20} KiB for 20,000"
+    );
+}
