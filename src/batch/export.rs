@@ -27,19 +27,11 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-/// The columns of a CSV export, in order.
-const CSV_COLUMNS: [&str; 10] = [
-    "username",
-    "admin",
-    "user_type",
-    "displayname",
-    "emails",
-    "external_ids",
-    "avatar",
-    "rooms",
-    "locked",
-    "active",
-];
+/// The columns of a CSV export, in order: the username, then the fields
+/// `--ensure` manages.
+fn csv_columns() -> impl Iterator<Item = &'static str> {
+    std::iter::once("username").chain(crate::state::FIELDS)
+}
 
 /// What an export came to.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -323,11 +315,10 @@ impl Output {
             Format::Csv => {
                 let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
                 if self.rows == 0 {
-                    w.write_record(CSV_COLUMNS)
+                    w.write_record(csv_columns())
                         .map_err(|e| Error::Output(format!("writing the export: {e}")))?;
                 }
-                let cells: Vec<String> =
-                    CSV_COLUMNS.iter().map(|c| csv_cell(row.get(*c))).collect();
+                let cells: Vec<String> = csv_columns().map(|c| csv_cell(row.get(c))).collect();
                 w.write_record(&cells)
                     .map_err(|e| Error::Output(format!("writing the export: {e}")))?;
                 let bytes = w

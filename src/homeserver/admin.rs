@@ -185,19 +185,23 @@ impl Admin<'_> {
 
     /// Who has the third-party ID `address` of `medium` (`None`: nobody).
     pub fn threepid_owner(&self, medium: &str, address: &str) -> Result<Option<String>, HsError> {
-        let path = format!(
+        self.owner(&format!(
             "/_synapse/admin/v1/threepid/{}/users/{}",
             segment(medium),
             segment(address)
-        );
-        let (status, json) = self.call("GET", &path, None)?;
+        ))
+    }
+
+    /// The `user_id` a lookup at `path` answers (`None`: a 404, nobody).
+    fn owner(&self, path: &str) -> Result<Option<String>, HsError> {
+        let (status, json) = self.call("GET", path, None)?;
         match status {
             200 => Ok(json
                 .get("user_id")
                 .and_then(Value::as_str)
                 .map(str::to_string)),
             404 => Ok(None),
-            _ => Err(refusal(self.hs, &path, status, json)),
+            _ => Err(refusal(self.hs, path, status, json)),
         }
     }
 
@@ -207,20 +211,11 @@ impl Admin<'_> {
         provider: &str,
         external_id: &str,
     ) -> Result<Option<String>, HsError> {
-        let path = format!(
+        self.owner(&format!(
             "/_synapse/admin/v1/auth_providers/{}/users/{}",
             segment(provider),
             segment(external_id)
-        );
-        let (status, json) = self.call("GET", &path, None)?;
-        match status {
-            200 => Ok(json
-                .get("user_id")
-                .and_then(Value::as_str)
-                .map(str::to_string)),
-            404 => Ok(None),
-            _ => Err(refusal(self.hs, &path, status, json)),
-        }
+        ))
     }
 
     /// One page of the server's local accounts, from `from` on, with
