@@ -562,4 +562,73 @@ mod tests {
         );
         assert!(is_directory("ldap:") && is_directory("ldaps://h") && !is_directory("people.csv"));
     }
+
+    fn entry(dn: &str, attrs: &[(&str, &[&str])]) -> ldap3::SearchEntry {
+        ldap3::SearchEntry {
+            dn: dn.into(),
+            attrs: attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
+                .collect(),
+            bin_attrs: Default::default(),
+        }
+    }
+
+    #[test]
+    fn active_directorys_disabled_bit_and_groups() {
+        let tool = serde_json::json!({"ldap": {
+            "url": "ldaps://dc1:636", "base": "OU=Staff,DC=corp",
+            "attributes": {"username": "sAMAccountName", "displayname": "displayName",
+                           "account_control": "userAccountControl"},
+            "admin_group": "CN=Matrix Admins, OU=Groups,DC=corp",
+            "rooms_from_groups": {"CN=Eng,OU=Groups,DC=corp": ["#eng:hs"]},
+        }});
+        let dir = directory("ldap:", &tool).unwrap();
+        let fields = |e: &ldap3::SearchEntry| row_of(e, &dir, None).fields;
+        let on = entry(
+            "CN=Ann,OU=Staff,DC=corp",
+            &[
+                ("sAMAccountName", &["ann"]),
+                ("userAccountControl", &["512"]),
+                (
+                    "memberOf",
+                    &[
+                        "cn=matrix admins,ou=groups,dc=corp",
+                        "CN=Eng,OU=Groups,DC=corp",
+                    ],
+                ),
+            ],
+        );
+        let f = fields(&on).unwrap();
+        assert_eq!(
+            (f.active, f.admin, f.rooms.clone(), f.displayname.clone()),
+            (
+                Some(true),
+                Some(true),
+                Some(vec!["#eng:hs".to_string()]),
+                Some(String::new())
+            )
+        );
+        // mail is mapped by default: an entry without it has no addresses.
+        assert_eq!(f.emails, Some(vec![]));
+        let off = entry(
+            "CN=Bo,OU=Staff,DC=corp",
+            &[
+                ("sAMAccountName", &["bo"]),
+                ("userAccountControl", &["514"]),
+            ],
+        );
+        let f = fields(&off).unwrap();
+        assert_eq!(
+            (f.active, f.admin, f.rooms),
+            (Some(false), Some(false), Some(vec![]))
+        );
+        let broken = entry("CN=Cy,OU=Staff,DC=corp", &[("sAMAccountName", &["cy"])]);
+        assert!(fields(&broken).is_err());
+        let nameless = entry(
+            "CN=Di,OU=Staff,DC=corp",
+            &[("userAccountControl", &["512"])],
+        );
+        assert!(fields(&nameless).is_err());
+    }
 }
