@@ -516,3 +516,42 @@ fn twenty_thousand_entries_read_within_the_memory_bound() {
         "{k2} KiB for 2,000, {k20} KiB for 20,000"
     );
 }
+
+/// The directory through MAS (its stub): the people become MAS users, the
+/// admins' flag is MAS's, and a rerun has nothing to do.
+#[test]
+fn a_directory_syncs_through_mas() {
+    let stub = crate::mas_stub::Stub::start();
+    if stub.is_real() {
+        return;
+    }
+    static D: OnceLock<Directory> = OnceLock::new();
+    let d = D.get_or_init(|| Directory::start(&["--people", "12"]));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        d,
+        &d.get("url"),
+        "    attributes: {displayname: null, emails: null}\n    external_ids: null\n",
+    );
+    let run = |extra: &[&str]| {
+        Test::new()
+            .args(["-c", cfg.to_str().unwrap()])
+            .args(["--mas-client-id", crate::mas_stub::CLIENT_ID])
+            .args(["--mas-client-secret-file", &stub.secret_file(dir.path())])
+            .args(["--ensure", "--batch", "ldap:"])
+            .args(extra.iter().copied())
+            .arg(stub.synapse_url.clone())
+            .run()
+    };
+    let first = run(&[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    for i in 0..12 {
+        let u = stub
+            .user(&person(i))
+            .unwrap_or_else(|| panic!("{} not in MAS", person(i)));
+        assert_eq!(u.admin, i < 2, "{}", person(i));
+    }
+    let again = run(&["--plan"]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+}
