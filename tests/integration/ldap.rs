@@ -555,3 +555,33 @@ fn a_directory_syncs_through_mas() {
     let again = run(&["--plan"]);
     assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
 }
+
+/// TLS: StartTLS on the plain port and LDAPS both verify the server against
+/// `ca_file`; without the rig's CA, the certificate is refused, one line.
+#[test]
+fn starttls_and_ldaps_trust_only_the_given_ca() {
+    static D: OnceLock<Directory> = OnceLock::new();
+    let d = D.get_or_init(|| Directory::start(&["--people", "5"]));
+    let s = crate::synapse();
+    let dir = tempfile::tempdir().unwrap();
+    let starttls = config(dir.path(), d, &d.get("url"), "    starttls: true\n");
+    let run = plan(s, &starttls, &[]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(run.stderr.contains("5 to create"), "{}", run.stderr);
+    let ldaps = config(dir.path(), d, &d.get("ldaps"), "");
+    let untrusted = std::fs::read_to_string(&ldaps)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("ca_file:"))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>();
+    std::fs::write(&ldaps, untrusted).unwrap();
+    let run = plan(s, &ldaps, &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot reach the directory"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+}
