@@ -242,6 +242,14 @@ fn secret_files(
                 paths.push(PathBuf::from(p));
             }
         }
+        // The directory's bind password (`ldap.bind_password_path`).
+        if let Some(serde_json::Value::String(p)) = cfg
+            .tool
+            .get("ldap")
+            .and_then(|l| l.get("bind_password_path"))
+        {
+            paths.push(PathBuf::from(p));
+        }
     }
     paths
         .iter()

@@ -585,3 +585,29 @@ fn starttls_and_ldaps_trust_only_the_given_ca() {
     );
     assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
 }
+
+/// The bind password's file is one of the run's secret files: no row may
+/// name it as an avatar.
+#[test]
+fn the_bind_password_file_is_never_an_avatar() {
+    let (d, _lock) = directory();
+    let s = crate::synapse();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), d, &d.get("url"), "");
+    let rows = dir.path().join("rows.jsonl");
+    let u = fresh("ldapav");
+    std::fs::write(
+        &rows,
+        format!(
+            "{}\n",
+            json!({"username": u, "password": "pw-ldapav-1", "avatar": d.get("bind_password_path")})
+        ),
+    )
+    .unwrap();
+    let run = tool(s, &cfg)
+        .args(["--ensure", "--batch", rows.to_str().unwrap()])
+        .run();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("secret files"), "{}", run.stderr);
+    assert!(s.user(&u).is_none());
+}
