@@ -233,7 +233,7 @@ pub fn describe(field: &str, c: &Change) -> String {
         }
     }
     if field == "rooms" {
-        let add: Vec<String> = rooms_to_join(c).iter().map(|r| format!("+{r}")).collect();
+        let add: Vec<String> = added(c).iter().map(|r| format!("+{r}")).collect();
         return format!("rooms {}", add.join(" "));
     }
     format!("{field} {} -> {}", shown(&c.from), shown(&c.to))
@@ -259,6 +259,13 @@ pub fn quoted(s: &str) -> String {
     out
 }
 
+/// The localpart of a user ID (`@alice:hs` is `alice`); anything else as
+/// it is.
+pub fn localpart(user_id: &str) -> &str {
+    let s = user_id.strip_prefix('@').unwrap_or(user_id);
+    s.split_once(':').map_or(s, |(l, _)| l)
+}
+
 /// An external ID as `auth_provider:external_id`, split at its first `:`
 /// (a provider's ID has none).
 pub fn split_external_id(value: &str) -> Option<(&str, &str)> {
@@ -267,14 +274,9 @@ pub fn split_external_id(value: &str) -> Option<(&str, &str)> {
         .filter(|(p, id)| !p.is_empty() && !id.is_empty())
 }
 
-/// The values of a list change's `to` that its `from` lacks.
+/// The values of a list change's `to` that its `from` lacks: the rooms a
+/// change of `rooms` still has to join, the addresses or IDs to add.
 pub fn added(c: &Change) -> Vec<String> {
-    rooms_to_join(c)
-}
-
-/// The rooms a change of `rooms` still has to join: those of `to` that are
-/// not in `from`.
-pub fn rooms_to_join(c: &Change) -> Vec<String> {
     let had: Vec<&Value> = c
         .from
         .as_array()
@@ -322,7 +324,7 @@ mod tests {
         assert_eq!(c.keys().collect::<Vec<_>>(), ["admin", "rooms"]);
         assert_eq!(describe("admin", &c["admin"]), "admin no -> yes");
         assert_eq!(describe("rooms", &c["rooms"]), "rooms +#new:hs");
-        assert_eq!(rooms_to_join(&c["rooms"]), ["#new:hs"]);
+        assert_eq!(added(&c["rooms"]), ["#new:hs"]);
     }
 
     #[test]

@@ -78,6 +78,8 @@ pub struct MasBackend {
     hs: Homeserver,
     /// Synapse, for the fields that are its own.
     synapse: Option<SynapseSide>,
+    /// Reads the user's upstream links (its `external_ids`) with the rest.
+    links: bool,
 }
 
 /// Synapse's admin API behind MAS.
@@ -111,7 +113,15 @@ impl MasBackend {
             setup,
             hs,
             synapse: None,
+            links: false,
         }
+    }
+
+    /// The same, reading the users' upstream links too (a request more per
+    /// account, made only where `external_ids` are managed).
+    pub fn with_links(mut self) -> Self {
+        self.links = true;
+        self
     }
 
     /// The same, managing Synapse's fields too.
@@ -178,7 +188,8 @@ impl MasBackend {
 
     /// The MAS user of `user_id` (by its localpart).
     pub fn user(&self, user_id: &str) -> Result<Option<User>, HsError> {
-        self.mas().user_by_username(localpart(user_id))
+        self.mas()
+            .user_by_username(crate::state::localpart(user_id))
     }
 
     /// Sets what registration sets on a user that exists: the password,
@@ -205,11 +216,6 @@ impl MasBackend {
     }
 }
 
-fn localpart(user_id: &str) -> &str {
-    let s = user_id.strip_prefix('@').unwrap_or(user_id);
-    s.split_once(':').map_or(s, |(l, _)| l)
-}
-
 impl Backend for MasBackend {
     fn stages(&self, mode: Mode) -> &'static [Stage] {
         stages(mode)
@@ -231,17 +237,19 @@ impl Backend for MasBackend {
             locked: u.locked,
             ..Account::default()
         };
-        let mut ids: Vec<String> = self
-            .mas()
-            .links(&format!(
-                "filter[user]={}",
-                crate::homeserver::admin::segment(&u.id)
-            ))?
-            .into_iter()
-            .map(|l| format!("{}:{}", l.provider, l.subject))
-            .collect();
-        ids.sort();
-        account.external_ids = ids;
+        if self.links {
+            let mut ids: Vec<String> = self
+                .mas()
+                .links(&format!(
+                    "filter[user]={}",
+                    crate::homeserver::admin::segment(&u.id)
+                ))?
+                .into_iter()
+                .map(|l| format!("{}:{}", l.provider, l.subject))
+                .collect();
+            ids.sort();
+            account.external_ids = ids;
+        }
         if self.synapse.is_some() {
             let synapse = self.synapse(&u.id).map_err(|f| HsError::Body {
                 url: self.setup.url.clone(),

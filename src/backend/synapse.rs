@@ -7,7 +7,7 @@ use crate::error::HsError;
 use crate::homeserver::Homeserver;
 use crate::record::Stage;
 use crate::secret::Secret;
-use crate::state::{Account, Changes, rooms_to_join};
+use crate::state::{Account, Changes, added};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -273,7 +273,7 @@ impl Backend for Synapse {
         }
         if let Some(c) = changes.get("rooms") {
             // Every room is tried; those that fail are named together.
-            let failed: Vec<String> = rooms_to_join(c)
+            let failed: Vec<String> = added(c)
                 .into_iter()
                 .filter_map(|room| {
                     admin

@@ -69,6 +69,7 @@ pub fn run(cli: &Options, path: &Path, console: &Console) -> Result<u8, Error> {
     let mut probe = template.clone();
     // Every field Synapse keeps is read, behind MAS too.
     probe.displayname = Some(String::new());
+    probe.external_ids = Some(Vec::new());
     let backend = ctx.backend(&probe)?;
     let first = backend.list(None)?;
     let total = first.total;
@@ -230,11 +231,7 @@ fn read_row(backend: &dyn Backend, listed: &Listed, guests: bool) -> Result<Row,
 
 /// The inventory row of an account: every field `--ensure` manages.
 pub fn row_of(a: &Account, rooms: Vec<String>) -> Map<String, Value> {
-    let localpart = a
-        .user_id
-        .strip_prefix('@')
-        .and_then(|s| s.split_once(':'))
-        .map_or(a.user_id.as_str(), |(l, _)| l);
+    let localpart = crate::state::localpart(&a.user_id);
     let ids: Vec<Value> = a
         .external_ids
         .iter()

@@ -306,10 +306,7 @@ fn prune_rows(
         )));
     }
     let rows = found.users.into_iter().map(move |user_id| {
-        let localpart = user_id
-            .strip_prefix('@')
-            .and_then(|s| s.split_once(':'))
-            .map_or(user_id.clone(), |(l, _)| l.to_string());
+        let localpart = crate::state::localpart(&user_id).to_string();
         reader::Row {
             line: 0,
             username: Some(localpart.clone()),

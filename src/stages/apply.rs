@@ -44,7 +44,7 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
     let mut rest = rec.changes.clone();
     let result = if super::read::reactivates(&rec.changes) {
         // Active first: the other fields are changed on an account that is.
-        let login = ctx.mas()?.is_none() && ctx.resolved()?.password_login_off.is_none();
+        let login = super::read::reactivation_needs_password(ctx)?;
         let password = rec.password.clone().filter(|p| login && !p.is_empty());
         rest.remove("active");
         backend.reactivate(&user_id, password.as_ref()).map(|()| {

@@ -198,7 +198,10 @@ impl<'a> Ctx<'a> {
     /// The record's server as a backend, with the admin token; an error
     /// naming what is missing when there is none.
     pub fn backend(&mut self, rec: &Record) -> Result<Box<dyn Backend>, Error> {
-        if let Some(mas) = self.mas()? {
+        if let Some(mut mas) = self.mas()? {
+            if rec.external_ids.is_some() {
+                mas = mas.with_links();
+            }
             let synapse_fields = rec.user_type.is_some()
                 || rec.displayname.is_some()
                 || rec.emails.is_some()

@@ -55,7 +55,7 @@ pub fn candidates(
                 continue;
             }
             out.active += 1;
-            let localpart = localpart(&u.user_id);
+            let localpart = crate::state::localpart(&u.user_id);
             if (how == Prune::Lock && u.locked)
                 || named(localpart)
                 || owner == Some(u.user_id.as_str())
@@ -80,11 +80,6 @@ pub fn candidates(
             _ => return Ok(out),
         }
     }
-}
-
-fn localpart(user_id: &str) -> &str {
-    let s = user_id.strip_prefix('@').unwrap_or(user_id);
-    s.split_once(':').map_or(s, |(l, _)| l)
 }
 
 /// Whether `text` matches `pattern`, where `*` is any run of characters

@@ -53,8 +53,7 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
                 )));
             }
             if ctx.mode == crate::options::Mode::Ensure
-                && ctx.mas()?.is_none()
-                && ctx.resolved()?.password_login_off.is_none()
+                && reactivation_needs_password(ctx)?
                 && rec.password.as_ref().is_none_or(|p| p.is_empty())
             {
                 return Err(Error::Input(format!(
@@ -153,33 +152,11 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Refuses an external ID to link that another account has: it is never
-/// moved.
-pub fn check_external_id_owners(
-    rec: &Record,
-    backend: &dyn crate::backend::Backend,
-    user_id: &str,
-) -> Result<(), Error> {
-    let Some(c) = rec.changes.get("external_ids") else {
-        return Ok(());
-    };
-    for value in crate::state::added(c) {
-        match backend.external_id_owner(user_id, &value) {
-            Ok(Some(owner)) if owner != user_id => {
-                return Err(Error::Input(format!(
-                    "the external ID {value} belongs to {owner}: it is not moved to {user_id}; \
-                     the row is refused"
-                )));
-            }
-            Ok(_) => {}
-            Err(f) => {
-                return Err(Error::Input(format!(
-                    "cannot tell who has the external ID {value}, so it is not linked: {f}"
-                )));
-            }
-        }
-    }
-    Ok(())
+/// Whether a reactivated account needs a password of its own to log in:
+/// on Synapse, whose deactivation removed it, unless its config turns
+/// password login off (MAS keeps its own).
+pub fn reactivation_needs_password(ctx: &mut Ctx<'_>) -> Result<bool, Error> {
+    Ok(ctx.mas()?.is_none() && ctx.resolved()?.password_login_off.is_none())
 }
 
 /// Whether `changes` reactivate the account.
@@ -226,32 +203,55 @@ pub fn check_email_owners(
     backend: &dyn crate::backend::Backend,
     user_id: &str,
 ) -> Result<(), Error> {
-    let Some(c) = rec.changes.get("emails") else {
+    check_owners(
+        rec,
+        "emails",
+        ("the email address", "added"),
+        user_id,
+        |a| backend.email_owner(user_id, a),
+    )
+}
+
+/// Refuses an external ID to link that another account has: it is never
+/// moved.
+pub fn check_external_id_owners(
+    rec: &Record,
+    backend: &dyn crate::backend::Backend,
+    user_id: &str,
+) -> Result<(), Error> {
+    check_owners(
+        rec,
+        "external_ids",
+        ("the external ID", "linked"),
+        user_id,
+        |v| backend.external_id_owner(user_id, v),
+    )
+}
+
+/// Refuses a value of `field` to add that `owner` says another account
+/// has; `(noun, done)` name the value and what adding it does.
+fn check_owners(
+    rec: &Record,
+    field: &str,
+    (noun, done): (&str, &str),
+    user_id: &str,
+    owner: impl Fn(&str) -> Result<Option<String>, crate::backend::Failure>,
+) -> Result<(), Error> {
+    let Some(c) = rec.changes.get(field) else {
         return Ok(());
     };
-    let had: Vec<&Value> = c
-        .from
-        .as_array()
-        .map(|a| a.iter().collect())
-        .unwrap_or_default();
-    for address in c.to.as_array().into_iter().flatten() {
-        let Some(address) = address.as_str() else {
-            continue;
-        };
-        if had.iter().any(|h| h.as_str() == Some(address)) {
-            continue;
-        }
-        match backend.email_owner(user_id, address) {
+    for value in crate::state::added(c) {
+        match owner(&value) {
             Ok(Some(owner)) if owner != user_id => {
                 return Err(Error::Input(format!(
-                    "the email address {address} belongs to {owner}: it is not moved to \
-                     {user_id}; the row is refused"
+                    "{noun} {value} belongs to {owner}: it is not moved to {user_id}; the row \
+                     is refused"
                 )));
             }
             Ok(_) => {}
             Err(f) => {
                 return Err(Error::Input(format!(
-                    "cannot tell who has the email address {address}, so it is not added: {f}"
+                    "cannot tell who has {noun} {value}, so it is not {done}: {f}"
                 )));
             }
         }
