@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A throwaway OpenLDAP slapd on loopback, for the directory tests.
 
-    ldap_rig.py serve [--no-memberof] [--people N]
+    ldap_rig.py serve [--no-memberof] [--people N] [--time-limit]
 
 starts Debian's slapd (scripts/test-deps.sh installs it) with its own
 config and an mdb database in a temporary directory: the core, cosine,
@@ -16,6 +16,9 @@ entryUUID as slapd assigns it, and groups under ou=groups (cn=matrix-admins
 holding person0000 and person0001, cn=engineering holding every tenth
 person, cn=disabled empty). It prints one JSON line describing itself, runs
 until standard input closes, then stops slapd and deletes the directory.
+With --time-limit, once seeded, slapd restarts with the retcode overlay
+making every operation wait 2 s and cn=reader's searches limited to 1 s, so
+each search ends in slapd's own timeLimitExceeded.
 """
 import json
 import os
@@ -49,7 +52,7 @@ def tls(d):
     subprocess.run([os.path.join(venv, "bin", "python"), "-c", TLS_SCRIPT, d], check=True)
 
 
-def config(d, memberof):
+def config(d, memberof, slow=False):
     lines = [
         "include /etc/ldap/schema/core.schema",
         "include /etc/ldap/schema/cosine.schema",
@@ -60,6 +63,8 @@ def config(d, memberof):
     ]
     if memberof:
         lines.append("moduleload memberof")
+    if slow:
+        lines.append("moduleload retcode")
     lines += [
         f"pidfile {d}/slapd.pid",
         f"TLSCACertificateFile {d}/ca.pem",
@@ -72,11 +77,17 @@ def config(d, memberof):
         "rootpw {ROOTPW}",
         f"directory {d}/db",
         "maxsize 1073741824",
-        "limits * size.soft=%d size.hard=%d size.pr=%d size.prtotal=unlimited" % (SIZE_LIMIT, SIZE_LIMIT, SIZE_LIMIT),
+        "limits * size.soft=%d size.hard=%d size.pr=%d size.prtotal=unlimited%s" % (
+            SIZE_LIMIT, SIZE_LIMIT, SIZE_LIMIT, " time.soft=1 time.hard=1" if slow else ""),
         "index objectClass,uid,member,memberOf eq" if memberof else "index objectClass,uid,member eq",
     ]
     if memberof:
         lines += ["overlay memberof", "memberof-refint true"]
+    if slow:
+        # Every operation waits 2 s before it is handled, so a search is past
+        # its time limit of 1 s when the database starts it: slapd's own
+        # timeLimitExceeded.
+        lines += ["overlay retcode", f"retcode-parent \"ou=retcodes,{BASE}\"", "retcode-sleep 2"]
     return "\n".join(lines) + "\n"
 
 
@@ -110,6 +121,7 @@ def seed(people):
 
 def main():
     memberof = "--no-memberof" not in sys.argv
+    slow = "--time-limit" in sys.argv
     people = 2000
     if "--people" in sys.argv:
         people = int(sys.argv[sys.argv.index("--people") + 1])
@@ -121,23 +133,32 @@ def main():
         f.write(config(d, memberof).replace("{ROOTPW}", rootpw))
     port, tls_port = free_port(), free_port()
     url, ldaps = f"ldap://127.0.0.1:{port}", f"ldaps://127.0.0.1:{tls_port}"
-    proc = subprocess.Popen(["/usr/sbin/slapd", "-d", "0", "-f", os.path.join(d, "slapd.conf"),
-                             "-h", f"{url}/ {ldaps}/"], stdout=subprocess.DEVNULL,
-                            stderr=open(os.path.join(d, "slapd.log"), "w"))
-    env = dict(os.environ, LDAPTLS_CACERT=os.path.join(d, "ca.pem"))
-    for _ in range(100):
-        if subprocess.run(["ldapsearch", "-x", "-H", url, "-b", "", "-s", "base"],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode in (0, 32):
-            break
-        time.sleep(0.1)
-    else:
+    def start():
+        proc = subprocess.Popen(["/usr/sbin/slapd", "-d", "0", "-f", os.path.join(d, "slapd.conf"),
+                                 "-h", f"{url}/ {ldaps}/"], stdout=subprocess.DEVNULL,
+                                stderr=open(os.path.join(d, "slapd.log"), "a"))
+        for _ in range(100):
+            if subprocess.run(["ldapsearch", "-x", "-H", url, "-b", "", "-s", "base"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode in (0, 32):
+                return proc
+            time.sleep(0.1)
         raise SystemExit("ldap rig: slapd did not start: " + open(os.path.join(d, "slapd.log")).read())
+
+    proc = start()
+    env = dict(os.environ, LDAPTLS_CACERT=os.path.join(d, "ca.pem"))
     ldif = os.path.join(d, "seed.ldif")
     reader_pw = os.urandom(12).hex()
     with open(ldif, "w") as f:
         f.write(seed(people).replace("{READER_PW}", reader_pw))
     subprocess.run(["ldapadd", "-x", "-H", url, "-D", ADMIN, "-w", rootpw, "-f", ldif], check=True,
                    stdout=subprocess.DEVNULL, env=env)
+    if slow:
+        # Seeded at full speed, then restarted slow.
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+        with open(os.path.join(d, "slapd.conf"), "w") as f:
+            f.write(config(d, memberof, slow=True).replace("{ROOTPW}", rootpw))
+        proc = start()
     for name, pw in (("bind.secret", reader_pw), ("admin.secret", rootpw)):
         with open(os.path.join(d, name), "w") as f:
             f.write(pw + "\n")

@@ -16,6 +16,11 @@
 //! server has no memberOf overlay (`groups_from: member`), from the
 //! configured groups' `member`/`uniqueMember` values, read first. Nested
 //! groups are not followed.
+//!
+//! An entry's photo (`jpegPhoto`) is written once per distinct image, named
+//! by its SHA-256, into a private directory of the run (removed when the
+//! rows are), and that file is the row's avatar, checked and uploaded as
+//! every avatar file is.
 
 use super::reader::{Fields, Row, Rows};
 use crate::error::Error;
@@ -28,6 +33,8 @@ pub struct Mapping {
     pub username: String,
     pub displayname: Option<String>,
     pub emails: Option<String>,
+    /// An image attribute (`jpegPhoto`), uploaded as the avatar.
+    pub avatar: Option<String>,
     /// `(auth_provider, attribute)`: the attribute's value is the external ID.
     pub external_id: Option<(String, String)>,
     /// How the entry says the account is active (`None`: not managed).
@@ -233,6 +240,7 @@ pub fn directory(spec: &str, tool: &Value) -> Result<Directory, Error> {
             username: attr("username", Some("uid"))?.unwrap_or_else(|| "uid".into()),
             displayname: attr("displayname", Some("cn"))?,
             emails: attr("emails", Some("mail"))?,
+            avatar: attr("avatar", Some("jpegPhoto"))?,
             external_id,
             active,
         },
@@ -276,10 +284,29 @@ pub fn open(dir: Directory) -> Result<Rows, Error> {
         GroupsFrom::MemberOf => None,
         GroupsFrom::Member => Some(group_members(&mut conn, &dir)?),
     };
+    let photos = match &dir.map.avatar {
+        None => None,
+        Some(_) => Some(std::sync::Arc::new(
+            tempfile::Builder::new()
+                .prefix("rnmu-photos.")
+                .tempdir()
+                .map_err(|e| {
+                    Error::Input(format!(
+                        "cannot make a directory for the entries' photos: {}",
+                        crate::files::io_cause(&e)
+                    ))
+                })?,
+        )),
+    };
     let (tx, rx) = std::sync::mpsc::sync_channel::<Row>(256);
+    let held = photos.clone();
     std::thread::spawn(move || {
         let mut line = 0usize;
-        let failure = search(&mut conn, &dir, members.as_ref(), |row| {
+        let mut staged = Photos {
+            dir: photos,
+            written: HashSet::new(),
+        };
+        let failure = search(&mut conn, &dir, members.as_ref(), &mut staged, |row| {
             line += 1;
             tx.send(Row { line, ..row }).is_ok()
         });
@@ -292,7 +319,59 @@ pub fn open(dir: Directory) -> Result<Rows, Error> {
         }
         let _ = conn.unbind();
     });
-    Ok(Box::new(rx.into_iter()))
+    Ok(Box::new(Held {
+        rows: rx.into_iter(),
+        _photos: held,
+    }))
+}
+
+/// The rows, holding the photos' directory for as long as they live.
+struct Held {
+    rows: std::sync::mpsc::IntoIter<Row>,
+    _photos: Option<std::sync::Arc<tempfile::TempDir>>,
+}
+
+impl Iterator for Held {
+    type Item = Row;
+    fn next(&mut self) -> Option<Row> {
+        self.rows.next()
+    }
+}
+
+/// The photos written so far, by SHA-256.
+struct Photos {
+    dir: Option<std::sync::Arc<tempfile::TempDir>>,
+    written: HashSet<String>,
+}
+
+impl Photos {
+    /// The file holding `bytes`, written the first time they are seen.
+    fn stage(&mut self, bytes: &[u8]) -> Result<String, String> {
+        let Some(dir) = &self.dir else {
+            return Err("no directory for photos".into());
+        };
+        let sha = crate::backend::synapse::sha256_hex(bytes);
+        let ext = match crate::backend::avatar::sniff(bytes) {
+            Some("image/png") => "png",
+            Some("image/gif") => "gif",
+            Some("image/webp") => "webp",
+            Some(_) => "jpg",
+            None => return Err("is not a PNG, JPEG, GIF or WebP image".into()),
+        };
+        if bytes.len() as u64 > crate::backend::avatar::AVATAR_MAX {
+            return Err(format!(
+                "is larger than {} MiB",
+                crate::backend::avatar::AVATAR_MAX >> 20
+            ));
+        }
+        let path = dir.path().join(format!("{sha}.{ext}"));
+        if !self.written.contains(&sha) {
+            std::fs::write(&path, bytes)
+                .map_err(|e| format!("cannot be written out: {}", crate::files::io_cause(&e)))?;
+            self.written.insert(sha);
+        }
+        Ok(path.display().to_string())
+    }
 }
 
 fn connect(dir: &Directory) -> Result<ldap3::LdapConn, Error> {
@@ -388,6 +467,7 @@ fn search(
     conn: &mut ldap3::LdapConn,
     dir: &Directory,
     members: Option<&Vec<(String, HashSet<String>)>>,
+    photos: &mut Photos,
     mut each: impl FnMut(Row) -> bool,
 ) -> Option<String> {
     use ldap3::adapters::{Adapter, PagedResults};
@@ -415,7 +495,7 @@ fn search(
             Ok(Some(entry)) if entry.is_intermediate() => {}
             Ok(Some(entry)) => {
                 let entry = ldap3::SearchEntry::construct(entry);
-                if !each(row_of(&entry, dir, members)) {
+                if !each(row_of(&entry, dir, members, photos)) {
                     return Some("the batch stopped reading".into());
                 }
             }
@@ -448,6 +528,7 @@ fn row_of(
     e: &ldap3::SearchEntry,
     dir: &Directory,
     members: Option<&Vec<(String, HashSet<String>)>>,
+    photos: &mut Photos,
 ) -> Row {
     let dn = dn_key(&e.dn);
     let groups: HashSet<String> = match members {
@@ -474,6 +555,26 @@ fn row_of(
     }
     if let Some(a) = &dir.map.emails {
         f.emails = Some(values(e, a).to_vec());
+    }
+    if let Some(a) = &dir.map.avatar {
+        let photo = e
+            .bin_attrs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(a))
+            .and_then(|(_, v)| v.first().cloned())
+            .or_else(|| values(e, a).first().map(|v| v.clone().into_bytes()));
+        if let Some(bytes) = photo {
+            match photos.stage(&bytes) {
+                Ok(path) => f.avatar = Some(path),
+                Err(why) => {
+                    return Row {
+                        line: 0,
+                        username: Some(username),
+                        fields: Err(format!("the {a} of the entry {} {why}", e.dn)),
+                    };
+                }
+            }
+        }
     }
     if let Some((provider, a)) = &dir.map.external_id {
         f.external_ids = Some(
@@ -571,7 +672,13 @@ mod tests {
             "rooms_from_groups": {"CN=Eng,OU=Groups,DC=corp": ["#eng:hs"]},
         }});
         let dir = directory("ldap:", &tool).unwrap();
-        let fields = |e: &ldap3::SearchEntry| row_of(e, &dir, None).fields;
+        let fields = |e: &ldap3::SearchEntry| {
+            let mut photos = Photos {
+                dir: None,
+                written: HashSet::new(),
+            };
+            row_of(e, &dir, None, &mut photos).fields
+        };
         let on = entry(
             "CN=Ann,OU=Staff,DC=corp",
             &[

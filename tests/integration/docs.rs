@@ -295,6 +295,12 @@ const EXAMPLES: &[Example] = &[
                 .stderr_has(&format!("hook error: registration of {u} failed: "));
         },
     },
+    Example {
+        // Its rules need a directory's entries: run against the rig's
+        // slapd by ldap::the_readme_directory_commands_and_the_hook_example_do_what_they_say.
+        marker: "departmentNumber",
+        check: |_, _| {},
+    },
 ];
 
 static HR: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());

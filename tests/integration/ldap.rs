@@ -245,6 +245,86 @@ fn the_directory_is_kept_in_step_change_by_change() {
     }
 }
 
+/// A JPEG of one pixel.
+const JPEG: &str = "ffd8ffe000104a46494600010101004800480000ffdb004300ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffc2000b080001000101011100ffc40014100100000000000000000000000000000000ffda0008010100013f10";
+
+#[test]
+fn a_photo_becomes_the_avatar_and_a_photo_that_is_no_image_is_refused() {
+    let (d, _lock) = directory();
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let base = d.get("base");
+    let cfg = config(dir.path(), d, &d.get("ldaps"), "");
+    // The tool's temporary files go to a directory of this test's own.
+    let run_with = |extra: &[&str]| {
+        tool(s, &cfg)
+            .env("TMPDIR", tmp.to_str().unwrap())
+            .args(["--ensure", "--batch", "ldap:"])
+            .args(extra.iter().copied())
+            .run()
+    };
+    let run = run_with(&["-q"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let who = person(9);
+    let dn = format!("uid={who},ou=people,{base}");
+    let jpeg: Vec<u8> = (0..JPEG.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&JPEG[i..i + 2], 16).unwrap())
+        .collect();
+    let photo = dir.path().join("photo.jpg");
+    std::fs::write(&photo, &jpeg).unwrap();
+    d.modify(&format!(
+        "dn: {dn}\nchangetype: modify\nreplace: jpegPhoto\njpegPhoto:< file://{}\n",
+        photo.display()
+    ));
+    let run = run_with(&["--plan"]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    let lines = changes(&run);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with(&format!(
+            "~ {}: avatar none -> \"{}/rnmu-photos.",
+            s.user_id(&who),
+            tmp.display()
+        )) && lines[0].ends_with(".jpg\""),
+        "{lines:?}"
+    );
+    let run = run_with(&["-q"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mxc = s.user(&who).unwrap()["avatar_url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(s.media(&mxc), jpeg, "the avatar is the entry's photo");
+    // The same photo again is no change.
+    let run = run_with(&["--plan"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    // A photo that is not an image refuses that row, in one line.
+    std::fs::write(&photo, "not a photo at all").unwrap();
+    d.modify(&format!(
+        "dn: {dn}\nchangetype: modify\nreplace: jpegPhoto\njpegPhoto:< file://{}\n",
+        photo.display()
+    ));
+    let run = run_with(&["-q"]);
+    d.modify(&format!(
+        "dn: {dn}\nchangetype: modify\ndelete: jpegPhoto\n"
+    ));
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "the jpegPhoto of the entry {dn} is not a PNG, JPEG, GIF or WebP image"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(s.user(&who).unwrap()["avatar_url"], mxc.as_str());
+    // Every run removed the photos it staged.
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    assert!(left.is_empty(), "left in the temporary directory: {left:?}");
+}
+
 #[test]
 fn without_the_memberof_overlay_groups_come_from_their_members() {
     static D: OnceLock<Directory> = OnceLock::new();
@@ -352,6 +432,26 @@ fn a_failed_or_partial_search_prunes_nobody() {
     assert!(active(&outsider));
 }
 
+/// A search past the server's time limit prunes nobody (a directory of
+/// its own, whose every operation is slow).
+#[test]
+fn a_search_past_the_time_limit_prunes_nobody() {
+    let d = Directory::start(&["--no-memberof", "--people", "5", "--time-limit"]);
+    let s = crate::synapse_with("ldap-partial", json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    let outsider = format!("{}outsider", fresh("slow"));
+    s.register_directly(&outsider, "pw-outsider-2", false);
+    let cfg = config(dir.path(), &d, &d.get("url"), "");
+    let run = ensure(s, &cfg, &["--prune", "--prune-max", "100000"]);
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("did not end whole (result 3"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(s.user(&outsider).unwrap()["deactivated"], false);
+}
+
 /// A TCP proxy to `url`'s server that passes `limit` bytes of answers, then
 /// drops the connection.
 fn cutting_proxy(url: &str, limit: usize) -> String {
@@ -387,7 +487,7 @@ fn cutting_proxy(url: &str, limit: usize) -> String {
 }
 
 /// The README's directory commands and its cron line, as written, and the
-/// hook example of docs/ldap.md, against a directory and server of their
+/// directory hook example of docs/hooks.md, against a directory and server of their
 /// own.
 #[test]
 fn the_readme_directory_commands_and_the_hook_example_do_what_they_say() {
@@ -444,12 +544,12 @@ fn the_readme_directory_commands_and_the_hook_example_do_what_they_say() {
         "{out}"
     );
     // The docs' hook: the service account stays out, engineering joins.
-    let ldap_md = std::fs::read_to_string(crate::rig::root().join("docs/ldap.md")).unwrap();
-    let hook_code = ldap_md
+    let hooks_md = std::fs::read_to_string(crate::rig::root().join("docs/hooks.md")).unwrap();
+    let hook_code = hooks_md
         .split("```lua\n")
-        .nth(1)
-        .and_then(|b| b.split("```").next())
-        .unwrap()
+        .filter_map(|b| b.split("```").next())
+        .find(|b| b.contains("departmentNumber"))
+        .expect("docs/hooks.md's directory example")
         .replace("example.org", &s.server_name);
     let hook = dir.path().join("directory.lua");
     std::fs::write(&hook, hook_code).unwrap();

@@ -295,6 +295,22 @@ impl Synapse {
         (status, r.json().unwrap_or(Value::Null))
     }
 
+    /// The bytes of the media `mxc`, downloaded as the rig's admin.
+    pub fn media(&self, mxc: &str) -> Vec<u8> {
+        let rest = mxc.strip_prefix("mxc://").expect("an mxc:// URI");
+        let r = self
+            .http
+            .get(format!(
+                "{}/_matrix/client/v1/media/download/{rest}",
+                self.url
+            ))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{mxc}");
+        r.bytes().unwrap().to_vec()
+    }
+
     /// A GET on the admin API as the rig's admin.
     pub fn admin(&self, path: &str) -> Value {
         let (status, body) = self.admin_get(path);
