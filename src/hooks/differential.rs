@@ -112,21 +112,57 @@ fn random_corpus_agrees_with_lua() {
     compare(&["random", &seed, &count]);
 }
 
-/// The headers `src/hooks/c/patterns.c` is built with are those of the
-/// Lua the tool links.
+/// The patch applies to the `lstrlib.c` of the Lua the tool links, as
+/// `build.rs` applies it, and the reference interpreter is built from that
+/// same folder.
 #[test]
-fn headers_are_the_vendored_luas() {
+fn the_patch_applies_to_the_linked_luas_lstrlib() {
+    let lua = super::lua_patch::locate(root()).expect("lua-src's sources");
     reference();
     let source = std::fs::read_to_string(root().join("target/ref-lua/source")).expect("source");
-    for h in ["lua.h", "luaconf.h", "lauxlib.h"] {
-        let ours = std::fs::read(root().join("src/hooks/c").join(h)).expect("ours");
-        let theirs = std::fs::read(Path::new(source.trim()).join(h)).expect("vendored");
-        assert!(
-            ours == theirs,
-            "src/hooks/c/{h} differs from {}",
-            source.trim()
-        );
-    }
+    assert_eq!(
+        Path::new(source.trim()),
+        lua,
+        "the reference is another Lua"
+    );
+    let lstrlib = std::fs::read_to_string(lua.join("lstrlib.c")).expect("lstrlib.c");
+    let patch = std::fs::read_to_string(root().join("src/hooks/patterns.patch")).expect("patch");
+    let patched = super::lua_patch::apply(&lstrlib, &patch, "lstrlib.c").expect("applies");
+    assert!(patched.contains("rnmu_checkclock") && patched.contains("RNMU_STEP(&ms,"));
+    assert_eq!(
+        patched.matches("[rnmu]").count(),
+        patch
+            .lines()
+            .filter(|l| l.starts_with('+') && l.contains("[rnmu]"))
+            .count()
+    );
+}
+
+/// A `lua-src` whose `lstrlib.c` moved on fails the build, naming the hunk,
+/// the file and the lines it looked for.
+#[test]
+fn a_patch_that_no_longer_applies_says_what_to_look_at() {
+    let lua = super::lua_patch::locate(root()).expect("lua-src's sources");
+    let lstrlib = std::fs::read_to_string(lua.join("lstrlib.c")).expect("lstrlib.c");
+    let patch = std::fs::read_to_string(root().join("src/hooks/patterns.patch")).expect("patch");
+    let moved = lstrlib.replace(
+        "static const char *lmemfind (const char *s1, size_t l1,",
+        "static const char *lmemfind (const char *s1, size_t len1,",
+    );
+    assert_ne!(
+        moved, lstrlib,
+        "the line this test changes is gone from lstrlib.c"
+    );
+    let err = super::lua_patch::apply(&moved, &patch, "lua-5.4.9/lstrlib.c").unwrap_err();
+    assert!(
+        err.contains("hunk ")
+            && err.contains("does not apply")
+            && err.contains("lua-5.4.9/lstrlib.c")
+            && err.contains("lmemfind"),
+        "{err}"
+    );
+    // And a file that is not Lua's at all.
+    assert!(super::lua_patch::apply("int x;\n", &patch, "x.c").is_err());
 }
 
 /// Four builders started at once on an empty folder (as parallel tests on a

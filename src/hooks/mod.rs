@@ -12,13 +12,16 @@
 //! - `host`: the `rnmu` module the hooks call into.
 //! - `record`: the record as a Lua table, and back.
 //! - `convert`: Lua values to JSON and back, with a depth limit.
-//! - `patterns`: Lua's string patterns (Lua's own C code, `c/`), stopping
-//!   at the deadline.
+//! - `patterns`: Lua's string patterns (Lua's own `lstrlib.c`, from the
+//!   vendored `lua-src`, with `patterns.patch` applied by `build.rs`),
+//!   stopping at the deadline.
 
 mod convert;
 #[cfg(test)]
 mod differential;
 mod host;
+#[cfg(test)]
+mod lua_patch;
 pub mod patterns;
 mod record;
 mod sandbox;

@@ -1,10 +1,11 @@
 //! `string.find`, `string.match`, `string.gmatch` and `string.gsub` for
-//! hooks: Lua 5.4.8's own matcher (`src/hooks/c/patterns.c`, built by
-//! `build.rs`), which stops at the hook's deadline.
+//! hooks: Lua's own matcher (`lstrlib.c` of the vendored `lua-src`, with
+//! `src/hooks/patterns.patch` applied by `build.rs`), which stops at the
+//! hook's deadline.
 //!
 //! Lua's matcher backtracks in C, where no instruction count reaches it:
 //! `("a"):rep(400):find(".-.-.-.-b")` would run for hours under any limit.
-//! The copy here is Lua's code with a step count: every few thousand steps
+//! The build here is Lua's code with a step count: every few thousand steps
 //! it calls the function this module leaves in the registry, which says
 //! whether the call is out of time. Everything else is Lua's: results,
 //! errors and their messages, argument checks, and the memory, which comes

@@ -711,3 +711,48 @@ fn the_bind_password_file_is_never_an_avatar() {
     assert!(run.stderr.contains("secret files"), "{}", run.stderr);
     assert!(s.user(&u).is_none());
 }
+
+/// The bind password shows nowhere, at the highest verbosity: not in the
+/// output, not in the results file, whether the bind works or is refused.
+#[test]
+fn the_bind_password_never_shows_at_any_verbosity() {
+    let (d, _lock) = directory();
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let pw = std::fs::read_to_string(d.get("bind_password_path"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let cfg = config(
+        dir.path(),
+        d,
+        &d.get("url"),
+        "    filter: (uid=person000*)\n",
+    );
+    let results = dir.path().join("results.jsonl");
+    let run = tool(s, &cfg)
+        .args(["--ensure", "-vv", "--batch", "ldap:", "--output"])
+        .arg(results.to_str().unwrap())
+        .run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.never_shows(std::slice::from_ref(&pw));
+    let written = std::fs::read_to_string(&results).unwrap();
+    assert!(
+        !written.contains(&pw),
+        "the results file holds the bind password"
+    );
+    // Refused: the wrong password is not shown either.
+    let bad = dir.path().join("bad.secret");
+    std::fs::write(&bad, "another-wrong-one\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(&d.get("bind_password_path"), bad.to_str().unwrap());
+    std::fs::write(&cfg, text).unwrap();
+    let run = tool(s, &cfg)
+        .args(["--ensure", "-vv", "--batch", "ldap:"])
+        .run();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    run.never_shows(&[pw, "another-wrong-one".into()]);
+}
