@@ -580,8 +580,12 @@ fn finish(shared: &Shared<'_>, report: &Report, skipped: bool) -> Result<(), Err
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{}", report.to_json_line());
     } else if report.status == Status::Plan {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{}", crate::report::plan_line(report));
+        // What changes, at a glance; the rows left alone are counted in the
+        // summary, and listed at -v.
+        if report.would_change() || shared.level >= Level::Verbose {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", crate::report::plan_line(report));
+        }
     } else if let (None, Some(pw)) = (shared.journal, &report.password) {
         // Neither a results file nor --json: standard output is the one
         // place a generated password can go, once.

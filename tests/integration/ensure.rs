@@ -458,3 +458,70 @@ fn locked_locks_and_unlocks_an_account() {
     assert_eq!(s.user(&u).unwrap()["locked"], false);
     assert!(s.login(&u, "pw-lock-1").is_some());
 }
+
+/// Every field of `changes` has one JSON type in every line of a results
+/// file: a list stays a list (`[]` when empty) in the pending, registered and
+/// updated lines alike, and the other fields are their type or null.
+#[test]
+fn each_field_of_changes_has_one_json_type_in_every_line() {
+    let s = synapse();
+    let dir = tempfile::tempdir().unwrap();
+    let tag = fresh("types");
+    let (_, alias) = s.make_room(&format!("{tag}room"), false);
+    let u = format!("{tag}u");
+    let input = dir.path().join("in.jsonl");
+    let out = dir.path().join("out.jsonl");
+    let row = |email: &str, name: &str| {
+        json!({"username": u, "password": "pw-types-1", "displayname": name,
+               "emails": [email], "rooms": [alias], "admin": false})
+    };
+    write_jsonl(&input, &[row(&format!("{u}@example.org"), "One")]);
+    ensure()
+        .args([
+            "--batch",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .run()
+        .code(0);
+    write_jsonl(&input, &[row(&format!("{u}.2@example.org"), "Two")]);
+    ensure()
+        .args([
+            "--batch",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .run()
+        .code(0);
+    let lines = lines(&out);
+    assert!(lines.len() >= 3, "{lines:?}");
+    let kind = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let mut seen: std::collections::BTreeMap<String, std::collections::BTreeSet<&str>> =
+        Default::default();
+    for l in &lines {
+        for (field, c) in l["changes"].as_object().into_iter().flatten() {
+            for end in ["from", "to"] {
+                seen.entry(format!("{field}.{end}"))
+                    .or_default()
+                    .insert(kind(&c[end]));
+            }
+        }
+    }
+    for (field, kinds) in &seen {
+        let real: Vec<_> = kinds.iter().filter(|k| **k != "null").collect();
+        assert!(real.len() <= 1, "{field} has types {kinds:?}: {lines:#?}");
+        if field.starts_with("emails") || field.starts_with("rooms") {
+            assert_eq!(real, [&"array"], "{field}: {lines:#?}");
+        }
+    }
+    assert!(seen.contains_key("emails.from") && seen.contains_key("rooms.to"));
+}
