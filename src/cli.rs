@@ -554,3 +554,31 @@ pub fn parse_secs(s: &str) -> Result<std::time::Duration, String> {
     }
     Ok(std::time::Duration::from_secs_f64(secs))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        let argv = std::iter::once("register_new_matrix_user")
+            .chain(args.iter().copied())
+            .map(std::ffi::OsString::from);
+        Cli::try_parse_from(expand_original_prefixes(argv))
+    }
+
+    /// docs/flags.md, "Prefixes": the original's flags keep every prefix
+    /// that names one of them; an extension takes a prefix only it has.
+    #[test]
+    fn prefixes_are_the_originals_first_then_unambiguous() {
+        let c = parse(&["--e", "-k", "s", "--dry-run", "-u", "a", "-p", "b"]).unwrap();
+        assert!(c.exists_ok && !c.ensure && !c.erase);
+        assert!(parse(&["--shared", "s", "-u", "a", "-p", "b", "--dry-run"]).is_ok());
+        let c = parse(&["--ens", "-k", "s", "-u", "a", "--em", "a@b.c"]).unwrap();
+        assert!(c.ensure && c.emails == ["a@b.c"] && !c.exists_ok);
+        for ambiguous in ["--pa", "--pr"] {
+            let e = parse(&[ambiguous, "x", "-k", "s"]).map(|_| ()).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{ambiguous}: {e}");
+        }
+    }
+}
