@@ -30,7 +30,11 @@ pub fn load(text: &str) -> Result<Value, String> {
     let mut doc: Option<Value> = None;
     let mut docs = 0;
     loop {
-        let (event, mark) = parser.next_token().map_err(|e| e.to_string())?;
+        let (event, mark) = parser.next_token().map_err(|e| {
+            // As PyYAML places it: a line and a column, both from 1.
+            let m = e.marker();
+            format!("{} at line {} column {}", e.info(), m.line(), m.col() + 1)
+        })?;
         let at = || format!("line {}", mark.line());
         let done: Option<(Value, usize)> = match event {
             Event::StreamStart | Event::Nothing | Event::DocumentEnd => None,

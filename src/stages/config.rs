@@ -715,9 +715,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bad = dir.path().join("bad.yaml");
         std::fs::write(&bad, "a: [1, 2\n").unwrap();
-        let err = load(&[bad], &console).unwrap_err();
+        let err = load(&[bad.clone()], &console).unwrap_err();
         assert_eq!(err.exit_code(), 1);
         assert!(err.to_string().contains("not valid YAML"), "{err}");
+        // docs/failures.md's line: a line and a column, no byte offset.
+        std::fs::write(&bad, "server_name: \"unclosed\n").unwrap();
+        let err = load(&[bad.clone()], &console).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "config file {} is not valid YAML: while scanning a quoted scalar, found \
+                 unexpected end of stream at line 1 column 14",
+                bad.display()
+            )
+        );
     }
 }
 
