@@ -364,6 +364,11 @@ fn string_functions_stay_within_the_memory_cap() {
             "return { before_input = function() local t = {} for a, b in (('xy'):rep(1e6)):gmatch('(.)(.)') do t[#t + 1] = a .. b .. ('z'):rep(100) end end }",
             "ran out of memory",
         ),
+        // One string.rep past the cap is refused before it is built.
+        (
+            "return { before_input = function() local r = ('x'):rep(65 * 1024 * 1024) end }",
+            "string.rep: the result would be 68157440 bytes, more than --hook-memory allows",
+        ),
         // Caught: the rest of the hook goes on, within the cap.
         (
             "return { before_input = function() local ok, e = pcall(string.gsub, ('x'):rep(1e6), '.', ('y'):rep(3000)) error('caught: ' .. tostring(e)) end }",
