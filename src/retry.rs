@@ -308,13 +308,19 @@ impl Waits {
         }
         let until = self.now_ms() + wait.as_millis() as u64;
         if until > self.until_ms.load(Ordering::Relaxed) {
-            *self.what.lock().unwrap_or_else(|p| p.into_inner()) = what.to_string();
+            *self.what.lock().unwrap_or_else(|p| p.into_inner()) = if rate_limited {
+                format!("on a rate limit ({what})")
+            } else {
+                format!("to try again ({what}: {e})")
+            };
             self.until_ms.store(until, Ordering::Relaxed);
         }
         std::thread::sleep(wait);
     }
 
-    /// What the run is waiting for right now, and how much longer.
+    /// What the run is waiting for right now (`on a rate limit (ENDPOINT)`
+    /// when the server said 429, else `to try again (ENDPOINT: CAUSE)`),
+    /// and how much longer.
     pub fn waiting(&self) -> Option<(String, Duration)> {
         let until = self.until_ms.load(Ordering::Relaxed);
         let now = self.now_ms();

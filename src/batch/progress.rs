@@ -234,10 +234,7 @@ impl Progress {
             ));
         }
         if let Some((what, left)) = self.waits.waiting() {
-            t.push_str(&format!(
-                "  waiting {} on a rate limit ({what})",
-                secs(left)
-            ));
+            t.push_str(&format!("  waiting {} {what}", secs(left)));
         }
         t
     }

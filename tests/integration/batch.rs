@@ -773,3 +773,43 @@ fn resuming_a_million_line_results_file_stays_small() {
     );
     assert!(peak <= 40 * 1024, "resuming took {peak} KiB at its peak");
 }
+
+/// Against a server nobody answers, the progress line says the run waits to
+/// try again, and why; never that it waits on a rate limit no 429 set.
+#[test]
+fn an_unreachable_server_is_not_called_a_rate_limit() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let rows = write(
+        dir.path(),
+        "rows.csv",
+        "username,password\nnobody-a,pw-unreach-1\nnobody-b,pw-unreach-2\n",
+    );
+    let run = Test::new()
+        .args([
+            "--batch",
+            rows.to_str().unwrap(),
+            "-j",
+            "1",
+            "--retries",
+            "4",
+        ])
+        .args(["-k", "a-secret", &format!("http://127.0.0.1:{port}")])
+        .run();
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    let progress: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("progress: "))
+        .collect();
+    assert!(!progress.is_empty(), "no progress line: {}", run.stderr);
+    assert!(
+        progress.iter().any(|l| l.contains("to try again (")),
+        "{progress:?}"
+    );
+    assert!(!run.stderr.contains("rate limit"), "{}", run.stderr);
+}
