@@ -207,8 +207,6 @@ pub struct Waits {
     until_ms: AtomicU64,
     what: Mutex<String>,
     start: std::sync::OnceLock<Instant>,
-    /// Rows still to do, when a batch knows it (for "at this pace").
-    rows_left: AtomicU64,
     say: Mutex<Option<Say>>,
 }
 
@@ -232,10 +230,6 @@ impl Waits {
     /// The run is one registration, whose waits end by `deadline` in all.
     pub fn set_single(&self, deadline: Duration) {
         *self.single_bound.lock().unwrap_or_else(|p| p.into_inner()) = Some(deadline);
-    }
-
-    pub fn set_rows_left(&self, n: u64) {
-        self.rows_left.store(n, Ordering::Relaxed);
     }
 
     fn now_ms(&self) -> u64 {
@@ -281,13 +275,8 @@ impl Waits {
                 "warning: the server rate-limits {what} (429 M_LIMIT_EXCEEDED{setting}): waiting {}",
                 secs(wait)
             );
-            let left = self.rows_left.load(Ordering::Relaxed);
-            if left > 1 {
-                line.push_str(&format!(
-                    "; at that pace the {left} rows left need about {}",
-                    secs(wait * u32::try_from(left).unwrap_or(u32::MAX))
-                ));
-            }
+            // No estimate of the time left: one wait tells neither the
+            // limit's burst nor its rate, and a guess from it misleads.
             if let Some(hint) = exempt_hint(what, who) {
                 line.push_str(&format!(". {hint}"));
             }

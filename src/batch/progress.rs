@@ -172,10 +172,6 @@ impl Progress {
         {
             c.incomplete_existing.fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(t) = self.total {
-            self.waits
-                .set_rows_left(t.saturating_sub(self.summary().rows() as u64));
-        }
         if let Some(bar) = &self.bar {
             bar.inc(1);
         }

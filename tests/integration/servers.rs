@@ -351,6 +351,25 @@ fn inputs_that_never_end_are_refused() {
         .run();
     run.code(1)
         .stderr_has("brackets nest deeper than 64 levels");
+    // In a block list only that item is refused; the items after it are read.
+    let items = dir.path().join("items.yaml");
+    let u = crate::fresh("nested");
+    std::fs::write(
+        &items,
+        format!(
+            "- username: deep\n  x: {}\n- username: {u}\n  password: pw-nested-1\n",
+            "[".repeat(65)
+        ),
+    )
+    .unwrap();
+    let run = Test::new()
+        .args(["--batch", items.to_str().unwrap(), "--no-admin"])
+        .args(["-k", &s.secret, &s.url])
+        .hang_after(60)
+        .run();
+    run.code(1)
+        .stderr_has("line 1: is not valid YAML: its brackets nest deeper than 64 levels");
+    assert!(s.user(&u).is_some(), "{}", run.stderr);
 }
 
 /// Time a hook spends waiting on the network is off its clock: two requests
