@@ -715,12 +715,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bad = dir.path().join("bad.yaml");
         std::fs::write(&bad, "a: [1, 2\n").unwrap();
-        let err = load(&[bad.clone()], &console).unwrap_err();
+        let err = load(std::slice::from_ref(&bad), &console).unwrap_err();
         assert_eq!(err.exit_code(), 1);
         assert!(err.to_string().contains("not valid YAML"), "{err}");
         // docs/failures.md's line: a line and a column, no byte offset.
         std::fs::write(&bad, "server_name: \"unclosed\n").unwrap();
-        let err = load(&[bad.clone()], &console).unwrap_err().to_string();
+        let err = load(std::slice::from_ref(&bad), &console).unwrap_err().to_string();
         assert_eq!(
             err,
             format!(
