@@ -720,7 +720,9 @@ mod tests {
         assert!(err.to_string().contains("not valid YAML"), "{err}");
         // docs/failures.md's line: a line and a column, no byte offset.
         std::fs::write(&bad, "server_name: \"unclosed\n").unwrap();
-        let err = load(std::slice::from_ref(&bad), &console).unwrap_err().to_string();
+        let err = load(std::slice::from_ref(&bad), &console)
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             format!(

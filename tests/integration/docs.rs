@@ -519,3 +519,52 @@ fn the_readme_commands_do_what_they_say() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+/// docs/flags.md names every long flag `--help` has, and no flag it lacks.
+#[test]
+fn flags_md_lists_every_flag_of_help() {
+    let help = Test::new().args(["--help"]).run();
+    assert_eq!(help.code, 0);
+    let flags_md = std::fs::read_to_string(crate::rig::root().join("docs/flags.md")).unwrap();
+    let long = |text: &str| -> std::collections::BTreeSet<String> {
+        let mut out = std::collections::BTreeSet::new();
+        for (i, _) in text.match_indices("--") {
+            let name: String = text[i + 2..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                .collect();
+            let before = text[..i].chars().next_back();
+            if name.len() > 1
+                && name.starts_with(|c: char| c.is_ascii_lowercase())
+                && before.is_none_or(|c| !c.is_ascii_alphanumeric() && c != '-')
+            {
+                out.insert(name);
+            }
+        }
+        out
+    };
+    // The flags' own column of the table.
+    let table: String = flags_md
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .filter_map(|l| l.split('|').nth(1))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let in_help: std::collections::BTreeSet<String> = help
+        .stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with('-'))
+        .flat_map(|l| long(l.trim_start().split("  ").next().unwrap_or_default()))
+        .collect();
+    let in_md = long(&table);
+    let missing: Vec<_> = in_help.difference(&in_md).collect();
+    let extra: Vec<_> = in_md.difference(&in_help).collect();
+    assert!(
+        missing.is_empty(),
+        "in --help, not in docs/flags.md's table: {missing:?}"
+    );
+    assert!(
+        extra.is_empty(),
+        "in docs/flags.md's table, not in --help: {extra:?}"
+    );
+}
