@@ -133,6 +133,11 @@ impl Error {
                      (a proxy in front of the homeserver?)"
                 ));
             }
+            // Given up on: the original's lines for the last answer, then why.
+            Error::Server(h @ HsError::GaveUp { .. }) => {
+                self.status_lines(console);
+                console.error(&h.to_string());
+            }
             other => {
                 if !other.status_lines(console) {
                     console.error(&other.to_string());
@@ -147,12 +152,22 @@ impl Error {
     fn status_lines(&self, console: &Console) -> bool {
         match self {
             Error::Refused(line) => console.status_always(line),
-            Error::Server(HsError::Status {
-                status,
-                reason,
-                error,
-                ..
-            }) => {
+            Error::Server(h) => {
+                // A request given up on (past --max-wait or --deadline) ends
+                // on the server's last answer, as the original's does.
+                let mut h = h;
+                while let HsError::GaveUp { cause, .. } = h {
+                    h = cause;
+                }
+                let HsError::Status {
+                    status,
+                    reason,
+                    error,
+                    ..
+                } = h
+                else {
+                    return false;
+                };
                 console.status_always(&format!("ERROR! Received {status} {reason}"));
                 if (400..500).contains(status) {
                     if let Some(e) = error {

@@ -260,7 +260,9 @@ fn a_single_registration_waits_out_a_rate_limit_and_says_for_how_long() {
         .args(["--max-wait", "0.01", "-k", &s.secret, &p.url])
         .run()
         .code(1)
-        .stderr_has("longer than --max-wait");
+        .stderr_has("longer than --max-wait")
+        // The original's own line for the answer it ended on.
+        .stdout_has("ERROR! Received 429 Too Many Requests\n");
 }
 
 /// The first register request only (a second counter).
