@@ -788,3 +788,52 @@ fn help_names_the_alias_and_the_default_and_output_needs_batch() {
         .stderr_has("--output records the rows of a --batch");
     assert!(s.user("someone").is_none());
 }
+
+/// Without `--ensure`, a batch's `emails`, `rooms`, `locked` and `active`
+/// columns are read and checked as under `--ensure`, and reach hooks in
+/// `rec.extra` as read (a list, a boolean); the tool does nothing else with
+/// them, and a value of the wrong type refuses its row
+/// (docs/desired-state.md).
+#[test]
+fn without_ensure_desired_state_columns_reach_hooks_checked_in_extra() {
+    let s = synapse();
+    let h = hook(
+        "return { before_validate = function(rec) rnmu.log.warn('types ' .. type(rec.emails) .. ' ' \
+         .. type(rec.extra.emails) .. ' ' .. type(rec.extra.rooms) .. ' ' .. type(rec.extra.locked) \
+         .. ' ' .. type(rec.extra.active)) end }",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let u = fresh("typed");
+    let bad = fresh("typedbad");
+    let rows = dir.path().join("rows.jsonl");
+    std::fs::write(
+        &rows,
+        format!(
+            "{}\n{}\n",
+            serde_json::json!({"username": u, "password": "pw-typed-1", "emails": [format!("{u}@example.org")],
+                               "rooms": ["#nowhere:example.org"], "locked": false, "active": true}),
+            serde_json::json!({"username": bad, "password": "pw-typed-2", "active": "sometimes"}),
+        ),
+    )
+    .unwrap();
+    let run = Test::new()
+        .args(["--batch", rows.to_str().unwrap(), "--no-admin", "--hook"])
+        .arg(h.path.to_str().unwrap())
+        .args(["-k", &s.secret, &s.url])
+        .run();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("hook warn: types nil table table boolean boolean"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("line 2: active is \"sometimes\", not a boolean"),
+        "{}",
+        run.stderr
+    );
+    assert!(s.user(&u).is_some() && s.user(&bad).is_none());
+    assert!(s.emails(&u).is_empty(), "nothing was done with the emails");
+}
