@@ -77,15 +77,18 @@ pub fn run(rec: &mut Record, ctx: &mut Ctx<'_>) -> Result<(), Error> {
         Verdict::Transient => {
             // The request may have reached the server; its answer did not reach us.
             rec.maybe_sent = true;
-            if ctx.retries == 0 && rec.password_generated {
-                // Nobody else knows this password: the outcome is settled now
-                // (one login), or the password handed out with what is known.
+            if ctx.retries == 0 && rec.password.is_some() {
+                // No retry will tell: the outcome is settled now, as a batch
+                // settles a row, by one login with the password. A generated
+                // one, which nobody else knows, is handed out with what is
+                // known when even that login fails.
                 match settle_by_login(rec, ctx) {
                     Ok(true) => {
                         console.status("Success!");
                         return Ok(());
                     }
                     Ok(false) => {}
+                    Err(_) if !rec.password_generated => {}
                     Err(_) => {
                         if let (Some(pw), false) = (&rec.password, ctx.opts.json) {
                             console.status_always(&format!(

@@ -41,6 +41,30 @@ fn a_generated_password_survives_a_lost_register_answer() {
     assert!(s.devices(&u).len() <= 1);
 }
 
+/// A given password settles a lost answer as a batch does: one login, and
+/// the account it opens is this run's, with no device left behind.
+#[test]
+fn a_given_password_settles_a_lost_register_answer() {
+    let s = crate::faults::server();
+    let p = proxy_to(s, 1000, 5, register_only, Some(Fault::CutAfterCommit));
+    let u = fresh("lostgiven");
+    Test::new()
+        .args(["-u", &u, "-p", "a-long-password-11", "--no-admin"])
+        .args(["-k", &s.secret, &p.url])
+        .run()
+        .code(0)
+        .stdout("Sending registration request...\nSuccess!\n");
+    assert!(s.user(&u).is_some());
+    assert!(s.devices(&u).is_empty(), "the settling login left a device");
+    // A rerun finds it taken, as the original says.
+    Test::new()
+        .args(["-u", &u, "-p", "a-long-password-11", "--no-admin"])
+        .args(["-k", &s.secret, &s.url])
+        .run()
+        .code(1)
+        .stdout_has("User ID already taken.");
+}
+
 /// The first register request only.
 fn first_register(line: &str) -> bool {
     static SEEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
