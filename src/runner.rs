@@ -178,7 +178,14 @@ impl<'h> Runner<'h> {
             }
         }
         if undone.live_session {
-            left.push("ending the session the tool opened on the account".into());
+            let device = rec.device_id.as_deref();
+            left.push(format!(
+                "ending the session the tool opened on the account: a device with a live access \
+                 token stays on it{}; end it with DELETE /_synapse/admin/v2/users/{user_id}/devices/{}, \
+                 or rerun a batch with its results file",
+                device.map(|d| format!(" (device {d})")).unwrap_or_default(),
+                device.unwrap_or("DEVICE")
+            ));
         }
         Error::AfterCreate {
             user_id,

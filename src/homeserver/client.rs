@@ -9,6 +9,9 @@ use crate::retry::Repeat;
 use crate::secret::Secret;
 use serde_json::Value;
 
+/// The least number of retries of a logout.
+const LOGOUT_RETRIES: u32 = 3;
+
 impl Homeserver {
     /// `GET /_matrix/client/v3/account/whoami`, once, no retries.
     pub fn whoami(&self, token: &Secret) -> Result<String, HsError> {
@@ -61,15 +64,29 @@ impl Homeserver {
 
     fn post_token(&self, path: &str, token: &Secret) -> Result<(), HsError> {
         let url = self.url(path);
-        let result = self.retried(&format!("POST {path}"), Repeat::Safe, None, || {
-            self.send(
-                &url,
-                self.client
-                    .post(&url)
-                    .bearer_auth(token.expose())
-                    .json(&serde_json::json!({})),
-            )
-        });
+        // A logout that fails leaves a live token: it is tried again at
+        // least LOGOUT_RETRIES times, within --max-wait and the deadline,
+        // even where --retries is 0 (a single registration); a client made
+        // `once()` (an interrupted run) still tries once.
+        let mut policy = self.policy.clone();
+        if policy.max_wait > std::time::Duration::ZERO {
+            policy.retries = policy.retries.max(LOGOUT_RETRIES);
+        }
+        let result = policy.run(
+            &format!("POST {path}"),
+            Repeat::Safe,
+            self.deadline,
+            &|| None,
+            || {
+                self.send(
+                    &url,
+                    self.client
+                        .post(&url)
+                        .bearer_auth(token.expose())
+                        .json(&serde_json::json!({})),
+                )
+            },
+        );
         let result = match result {
             // A token whose session a lost answer already ended is logged out.
             Err(e) if e.errcode() == Some("M_UNKNOWN_TOKEN") => Ok(()),

@@ -601,3 +601,51 @@ fn changed_input_on_a_rerun_is_said_row_by_row() {
         .stderr_has("the row's password does not log in to the account");
     assert!(!s.is_admin(&half));
 }
+
+/// The first logout only.
+fn first_logout(line: &str) -> bool {
+    static SEEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    line.contains("/logout") && SEEN.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0
+}
+
+/// A single registration's hook session is ended even when the first
+/// logout fails (it is tried again, within the run's bounds); when every
+/// try fails, the exit-3 line says that a device stays, and how to end it.
+#[test]
+fn a_hook_session_is_ended_through_a_failed_logout_or_said_to_stay() {
+    let s = crate::faults::server();
+    let dir = tempfile::tempdir().unwrap();
+    let hook = dir.path().join("session.lua");
+    std::fs::write(
+        &hook,
+        "return { before_submit = function(rec) rec.want_session = true end }",
+    )
+    .unwrap();
+    let single = |u: &str, url: &str| {
+        Test::new()
+            .args(["-u", u, "-p", "a-long-password-12", "--no-admin", "--hook"])
+            .arg(hook.to_str().unwrap())
+            .args(["-k", &s.secret, url])
+            .run()
+    };
+    let p = proxy_to(s, 1000, 8, first_logout, Some(Fault::Html503));
+    let u = fresh("logout1");
+    single(&u, &p.url)
+        .code(0)
+        .stdout("Sending registration request...\nSuccess!\n");
+    assert!(s.devices(&u).is_empty(), "a device stays");
+    let p = proxy_to(s, 1000, 9, |l| l.contains("/logout"), Some(Fault::Html503));
+    let u = fresh("logout2");
+    let run = single(&u, &p.url);
+    run.code(3)
+        .stderr_has(&format!("but ending the account's session failed: "));
+    run.stderr_has(
+        "(left undone: ending the session the tool opened on the account: a device with a live \
+         access token stays on it (device ",
+    );
+    run.stderr_has(&format!(
+        "DELETE /_synapse/admin/v2/users/{}/devices/",
+        s.user_id(&u)
+    ));
+    assert_eq!(s.devices(&u).len(), 1);
+}
