@@ -13,10 +13,12 @@
 --       message: "Welcome to Example, {displayname}! Ask here if you need help."
 --       rooms: ["#general:example.org", "!abcdef:example.org"]
 --       exempt_bot: false                 # true: lift the server's rate limits for the bot
+--       accept_invite: true               # false: leave the chat as an invite
 --
 -- or with environment variables, which win over the config:
 --   RNMU_WELCOME_TOKEN (the token itself), RNMU_WELCOME_MESSAGE,
---   RNMU_WELCOME_ROOMS (comma-separated), RNMU_WELCOME_EXEMPT_BOT=1.
+--   RNMU_WELCOME_ROOMS (comma-separated), RNMU_WELCOME_EXEMPT_BOT=1,
+--   RNMU_WELCOME_ACCEPT_INVITE=0.
 -- In the message, {user_id}, {username} and {displayname} are filled in.
 -- The bot must be allowed to invite to the listed rooms, or they must be public.
 --
@@ -26,6 +28,13 @@
 -- the progress line. With exempt_bot, and a bot that is a server admin, the
 -- hook lifts the limits for the bot itself when it starts (Synapse's admin
 -- API override_ratelimit), so a large batch runs at the server's speed.
+--
+-- The chat reads as a chat with the bot. By default the new user has
+-- already joined it on first login (the hook asks for a session at
+-- registration, accepts the bot's invite as the user, and marks the room as
+-- a direct chat with the bot in the user's m.direct), so the welcome text is
+-- the first thing they read. With accept_invite: false, the chat waits as an
+-- invite the user accepts first.
 --
 -- Each user is welcomed once. The direct chat is found again rather than
 -- made twice (after a lost answer, or when a rerun of the batch finishes a
@@ -52,12 +61,17 @@ local function settings()
   local exempt = cfg.exempt_bot
   local env_exempt = rnmu.env("RNMU_WELCOME_EXEMPT_BOT")
   if env_exempt then exempt = truthy(env_exempt) end
+  local accept = cfg.accept_invite
+  if accept == nil then accept = true end
+  local env_accept = rnmu.env("RNMU_WELCOME_ACCEPT_INVITE")
+  if env_accept then accept = truthy(env_accept) end
   return {
     token = token,
     message = rnmu.env("RNMU_WELCOME_MESSAGE") or cfg.message
       or "Welcome, {displayname}! Your account {user_id} is ready.",
     rooms = rooms,
     exempt = truthy(exempt),
+    accept = truthy(accept),
   }
 end
 
@@ -121,7 +135,7 @@ return {
   before_input = function(rec, ctx) start(ctx) end,
 
   before_submit = function(rec, ctx)
-    if #s.rooms > 0 then rec.want_session = true end
+    if #s.rooms > 0 or s.accept then rec.want_session = true end
   end,
 
   -- The session (if any) is still open here; the post stage closes it.
@@ -131,6 +145,20 @@ return {
     local room, existed = rnmu.matrix.dm(s.token, rec.user_id)
     rnmu.matrix.send_text(s.token, room, fill(s.message, rec), { once = existed or ctx.rerun })
     rnmu.log.info("welcomed " .. rec.user_id .. " in " .. room)
+    if s.accept and rec.access_token then
+      -- As the user: accept the invite, and keep the room as a direct chat
+      -- with the bot (what a client does when the user accepts it).
+      rnmu.matrix.join(rec.access_token, room)
+      s.bot = s.bot or rnmu.matrix.whoami(s.token)
+      local r = rnmu.matrix.request{
+        method = "PUT", token = rec.access_token, ["repeat"] = true,
+        path = "/_matrix/client/v3/user/" .. encode(rec.user_id) .. "/account_data/m.direct",
+        body = { [s.bot] = { room } },
+      }
+      if r.status ~= 200 then
+        error("welcome.lua: marking the chat as direct for " .. rec.user_id .. " failed (" .. r.status .. ")")
+      end
+    end
     for _, r in ipairs(s.rooms) do
       local ok, err = pcall(rnmu.matrix.invite, s.token, r, rec.user_id)
       if not ok then rnmu.log.debug("invite to " .. r .. " failed (public room?): " .. tostring(err)) end

@@ -616,6 +616,7 @@ fn dm(host: &Host, token: &Secret, user_id: &str) -> mlua::Result<(String, bool)
         if status == 200 {
             let room = str_field(&j, "room_id")
                 .ok_or_else(|| mlua::Error::runtime("createRoom answered without a room_id"))?;
+            unname(host, token, &room)?;
             return Ok((room, false));
         }
         if str_field(&j, "errcode").as_deref() != Some("M_ROOM_IN_USE") {
@@ -642,6 +643,31 @@ fn dm(host: &Host, token: &Secret, user_id: &str) -> mlua::Result<(String, bool)
         "the first {DM_ALIASES} aliases of the direct chat between {me} and {user_id} are all \
          held by rooms {me} did not create"
     )))
+}
+
+/// Takes the alias off the room's name: createRoom makes the claimed alias
+/// the room's canonical alias, which clients would show as the chat's name
+/// (`#_rnmu_dm_...`). Without it a client names the chat after the other
+/// person, as a direct chat reads; the alias stays in the directory, where
+/// the chat is found again.
+fn unname(host: &Host, token: &Secret, room: &str) -> mlua::Result<()> {
+    let path = format!(
+        "/_matrix/client/v3/rooms/{}/state/m.room.canonical_alias/",
+        segment(room)
+    );
+    // Setting the same state twice is setting it once.
+    let (status, j) = call_status(
+        host,
+        "PUT",
+        &path,
+        token,
+        serde_json::json!({}),
+        Repeat::Safe,
+    )?;
+    if status != 200 {
+        return Err(answered("PUT", &path, status, &j));
+    }
+    Ok(())
 }
 
 /// Whether `me` created `room` and is joined to it.

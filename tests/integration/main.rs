@@ -3,6 +3,7 @@
 //! fluent builder for running either this tool or Synapse's original script.
 
 mod batch;
+mod clients;
 mod docs;
 mod drop_in;
 mod edges;
