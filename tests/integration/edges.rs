@@ -638,7 +638,7 @@ fn a_hook_session_is_ended_through_a_failed_logout_or_said_to_stay() {
     let u = fresh("logout2");
     let run = single(&u, &p.url);
     run.code(3)
-        .stderr_has(&format!("but ending the account's session failed: "));
+        .stderr_has("but ending the account's session failed: ");
     run.stderr_has(
         "(left undone: ending the session the tool opened on the account: a device with a live \
          access token stays on it (device ",
