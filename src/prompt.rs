@@ -2,14 +2,14 @@
 //!
 //! Questions are printed on standard output and answered with one line of
 //! standard input, so a terminal and a pipe both work
-//! (`echo alice | register_new_matrix_user ...`). Passwords are read from the
-//! terminal with echo off (dialoguer's terminal layer), or from standard input
-//! when there is no terminal.
+//! (`echo alice | register_new_matrix_user ...`). Passwords are asked and
+//! read on the controlling terminal itself (`/dev/tty`) with echo off, as
+//! the original's getpass does, or from standard input when there is no
+//! terminal.
 //! Batch runs and hooks never prompt: they use [`NoPrompts`].
 
 use crate::error::Error;
 use crate::secret::Secret;
-use dialoguer::console::Term;
 use std::io::{BufRead, Write};
 
 pub trait Prompter {
@@ -58,15 +58,23 @@ impl Prompter for Terminal {
     }
 
     fn password(&mut self, prompt: &str) -> Result<Secret, Error> {
-        let term = Term::stderr();
         let fail =
             |e: std::io::Error| Error::Input(format!("cannot read the answer to {prompt:?}: {e}"));
-        if term.is_term() {
-            // Echo off while the line is typed; the terminal is restored after,
-            // and on Ctrl-C too.
-            term.write_str(&format!("{prompt}: ")).map_err(fail)?;
+        // As the original's getpass: the prompt and the answer on the
+        // controlling terminal itself, whatever standard output and error
+        // are (`2>/dev/null` hides nothing), with echo off while the line
+        // is typed; the terminal is restored after, and on Ctrl-C too.
+        if let Ok(mut tty) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")
+        {
+            tty.write_all(format!("{prompt}: ").as_bytes())
+                .and_then(|()| tty.flush())
+                .map_err(fail)?;
             let _restore = echo::Restore::arm();
-            let line = term.read_secure_line().map_err(fail)?;
+            let line = echo::read_hidden(&tty).map_err(fail)?;
+            let _ = tty.write_all(b"\n");
             return Ok(Secret::new(line));
         }
         // No terminal at all: read the line from standard input, with the
@@ -112,7 +120,7 @@ impl Prompter for NoPrompts {
 }
 
 /// Puts the terminal's echo back when Ctrl-C ends the tool during a hidden
-/// prompt (the terminal layer turns echo off while the password is typed).
+/// prompt (echo is off while the password is typed).
 mod echo {
     use std::sync::Mutex;
 
@@ -149,6 +157,46 @@ mod echo {
         }
     }
 
+    /// One line from the terminal `tty`, typed with echo off.
+    pub fn read_hidden(tty: &std::fs::File) -> std::io::Result<String> {
+        use std::io::Read;
+        use std::os::fd::AsRawFd;
+        let fd = tty.as_raw_fd();
+        let mut t = std::mem::MaybeUninit::<libc::termios>::uninit();
+        // SAFETY: tcgetattr writes a termios into the buffer when it returns 0.
+        if unsafe { libc::tcgetattr(fd, t.as_mut_ptr()) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: initialised by the successful call above.
+        let before = unsafe { t.assume_init() };
+        let mut quiet = before;
+        quiet.c_lflag &= !libc::ECHO;
+        // SAFETY: a termios read from this descriptor, with echo cleared.
+        if unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &quiet) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // Byte by byte up to the line's end: nothing past it is taken.
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        let mut reader = tty;
+        let result = loop {
+            match reader.read(&mut byte) {
+                Ok(0) => break Ok(()),
+                Ok(_) if byte[0] == b'\n' => break Ok(()),
+                Ok(_) => line.push(byte[0]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        // SAFETY: the settings read above, put back.
+        unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &before) };
+        result?;
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        Ok(String::from_utf8_lossy(&line).into_owned())
+    }
+
     pub fn restore() -> bool {
         if let Ok(mut s) = SAVED.lock() {
             if let Some((fd, t)) = s.take() {
@@ -165,7 +213,7 @@ mod echo {
 
     impl Drop for Restore {
         fn drop(&mut self) {
-            // The terminal layer restored the settings itself; just let go.
+            // The prompt restored the settings itself; just let go.
             if let Ok(mut s) = SAVED.lock() {
                 if let Some((fd, _)) = s.take() {
                     // SAFETY: fd is our own duplicate.

@@ -3,9 +3,10 @@
 
     pty_drive.py SCRIPT_JSON CMD [ARG...]
 
-SCRIPT_JSON is {"steps": [[expect, answer], ...], "timeout": seconds}: wait
-until `expect` appears in the output (after the previous match), then type
-`answer`. Prints {"output": ..., "exit": ..., "unmatched": expect-or-null, "echo":
+SCRIPT_JSON is {"steps": [[expect, answer], ...], "timeout": seconds,
+"stderr_null": false}: wait until `expect` appears in the output (after the
+previous match), then type `answer`. With stderr_null, the command's
+standard error goes to /dev/null, as `CMD 2>/dev/null` on a terminal. Prints {"output": ..., "exit": ..., "unmatched": expect-or-null, "echo":
 whether the terminal echoes typing once the command has ended} as JSON.
 """
 import fcntl
@@ -26,6 +27,10 @@ def main():
     pid, fd = pty.fork()
     if pid == 0:
         os.environ["TERM"] = "xterm"
+        if spec.get("stderr_null"):
+            # As `CMD 2>/dev/null` on a terminal.
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 2)
         os.execvp(cmd[0], cmd)
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
     buf = b""

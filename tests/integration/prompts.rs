@@ -12,7 +12,12 @@ struct Session {
 
 /// Runs `program args` on a terminal, answering each `(prompt, answer)` in turn.
 fn drive(program: &str, args: &[&str], steps: &[(&str, &str)]) -> Session {
-    let spec = json!({"steps": steps, "timeout": 30});
+    drive_with(program, args, steps, false)
+}
+
+/// The same; with `stderr_null`, standard error goes to /dev/null.
+fn drive_with(program: &str, args: &[&str], steps: &[(&str, &str)], stderr_null: bool) -> Session {
+    let spec = json!({"steps": steps, "timeout": 30, "stderr_null": stderr_null});
     let out = Command::new("python3")
         .arg(crate::rig::root().join("tests/pty_drive.py"))
         .arg(spec.to_string())
@@ -67,6 +72,33 @@ fn ours() -> String {
 
 fn both() -> [String; 2] {
     [synapse().original.to_string_lossy().into_owned(), ours()]
+}
+
+/// `2>/dev/null` on a terminal hides none of the prompts: the passwords are
+/// asked on the terminal itself, as the original's getpass asks them.
+#[test]
+fn the_prompts_show_with_standard_error_thrown_away() {
+    let s = synapse();
+    for program in both() {
+        let user = fresh("ttynull");
+        let session = drive_with(
+            &program,
+            &["-k", &s.secret, "--no-admin", "-u", &user, &s.url],
+            &[
+                ("Password: ", "pw-tty-null\n"),
+                ("Confirm password: ", "pw-tty-null\n"),
+            ],
+            true,
+        );
+        assert_eq!(session.exit, 0, "{program}: {}", session.output);
+        assert_eq!(
+            session.output,
+            "Password: \nConfirm password: \nSending registration request...\nSuccess!\n",
+            "{program}"
+        );
+        assert_eq!(session.echo, Some(true), "{program}: echo left off");
+        assert!(s.user(&user).is_some());
+    }
 }
 
 #[test]
