@@ -18,6 +18,8 @@ import subprocess
 import tempfile
 import time
 
+from common import bare_client_path
+
 USERS = int(os.environ.get("USERS", "1000"))
 LOOP_USERS = int(os.environ.get("LOOP_USERS", "30"))
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
@@ -47,21 +49,6 @@ def batch_rate(prefix, jobs=None):
     secs = time.perf_counter() - t
     assert r.returncode == 0, f"batch failed with {r.returncode}"
     return USERS / secs
-
-
-def bare_client_path():
-    """The bare client's executable, built once, so that it is timed as this
-    tool is: a process started and waited for, with nothing of cargo's."""
-    out = subprocess.run(
-        ["cargo", "bench", "--quiet", "--bench", "bare_client", "--no-run", "--message-format=json"],
-        check=True, stdout=subprocess.PIPE, text=True, stderr=subprocess.DEVNULL,
-    ).stdout
-    for line in out.splitlines():
-        msg = json.loads(line)
-        if msg.get("reason") == "compiler-artifact" and msg.get("target", {}).get("name") == "bare_client" \
-                and msg.get("executable"):
-            return msg["executable"]
-    raise SystemExit("cannot find the bare client's executable")
 
 
 def bare_rate(prefix, jobs=None):

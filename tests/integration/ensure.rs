@@ -475,26 +475,22 @@ fn each_field_of_changes_has_one_json_type_in_every_line() {
         json!({"username": u, "password": "pw-types-1", "displayname": name,
                "emails": [email], "rooms": [alias], "admin": false})
     };
-    write_jsonl(&input, &[row(&format!("{u}@example.org"), "One")]);
-    ensure()
-        .args([
-            "--batch",
-            input.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ])
-        .run()
-        .code(0);
-    write_jsonl(&input, &[row(&format!("{u}.2@example.org"), "Two")]);
-    ensure()
-        .args([
-            "--batch",
-            input.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ])
-        .run()
-        .code(0);
+    // Created, then changed, into the same results file.
+    for (email, name) in [
+        (format!("{u}@example.org"), "One"),
+        (format!("{u}.2@example.org"), "Two"),
+    ] {
+        write_jsonl(&input, &[row(&email, name)]);
+        ensure()
+            .args([
+                "--batch",
+                input.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+            ])
+            .run()
+            .code(0);
+    }
     let lines = lines(&out);
     assert!(lines.len() >= 3, "{lines:?}");
     let kind = |v: &Value| match v {
