@@ -682,6 +682,10 @@ fn synapse(ctx: &Ctx, method: &str, path: &str, head: &str, body: &str) -> (u16,
             }
             return (200, json!({"room_id": id}));
         }
+        // PUT /rooms/<id>/state/...: taken (the chat's canonical alias cleared).
+        if path.contains("/state/") {
+            return (200, json!({"event_id": "$state"}));
+        }
         // PUT /rooms/<id>/send/m.room.message/<txn>
         let parts: Vec<String> = path.split('/').map(decode).collect();
         if let (Some(room), Some(txn)) = (parts.get(5), parts.get(8)) {
@@ -697,6 +701,34 @@ fn synapse(ctx: &Ctx, method: &str, path: &str, head: &str, body: &str) -> (u16,
             404,
             json!({"errcode": "M_NOT_FOUND", "error": "Unknown room"}),
         );
+    }
+    // An invited user accepts a chat (welcome.lua, as the new user), and
+    // keeps it as a direct chat.
+    if let Some(room) = path.strip_prefix("/_matrix/client/v3/join/") {
+        let st = ctx.state.lock().unwrap();
+        let room = decode(room);
+        let me = bearer(head).and_then(|t| st.sessions.get(&t).cloned());
+        return match (me, st.chats.get(&room)) {
+            (Some(me), Some((_, invited, _)))
+                if invited.iter().any(|i| i == &format!("@{me}:{SERVER_NAME}")) =>
+            {
+                (200, json!({"room_id": room}))
+            }
+            (None, _) => (
+                401,
+                json!({"errcode": "M_UNKNOWN_TOKEN", "error": "Invalid access token"}),
+            ),
+            _ => (
+                403,
+                json!({"errcode": "M_FORBIDDEN", "error": "You are not invited to this room."}),
+            ),
+        };
+    }
+    if method == "PUT"
+        && path.starts_with("/_matrix/client/v3/user/")
+        && path.ends_with("/account_data/m.direct")
+    {
+        return (200, json!({}));
     }
     if let Some(alias) = path.strip_prefix("/_matrix/client/v3/directory/room/") {
         let st = ctx.state.lock().unwrap();
