@@ -138,6 +138,24 @@ fn a_batch_is_created_planned_changed_and_then_left_alone() {
             .contains(&format!("~ {}: rooms +{extra_alias}", edited[3])),
         "{human:?}"
     );
+    // Only what changes is listed; the rest is counted, and listed at -v.
+    assert_eq!(human.stdout.lines().count(), edited.len(), "{human:?}");
+    assert!(!human.stdout.contains("nothing to change"), "{human:?}");
+    assert!(
+        human.stderr.contains(&format!(
+            "{} to change, {} unchanged",
+            edited.len(),
+            50 - edited.len()
+        )),
+        "{human:?}"
+    );
+    let verbose = batch(&["--plan", "-v"]);
+    assert_eq!(verbose.stdout.lines().count(), 50, "{verbose:?}");
+    assert_eq!(
+        verbose.stdout.matches(": nothing to change").count(),
+        50 - edited.len(),
+        "{verbose:?}"
+    );
 
     batch(&[]).code(0);
     let second: Vec<Value> = lines(&out)[first.len()..].to_vec();
