@@ -477,7 +477,7 @@ fn search(
         &dir.base,
         dir.scope,
         &dir.filter,
-        vec!["*", "+"],
+        requested(dir),
     ) {
         Ok(s) => s,
         Err(e) => return Some(format!("the directory search failed: {e}")),
@@ -513,6 +513,27 @@ fn search(
             result.text
         )),
     }
+}
+
+/// The attributes a search asks for: every user attribute (`*`, for hooks),
+/// and the operational ones the mapping reads by name (`entryUUID`,
+/// `memberOf` where an overlay keeps it), not all of them (`+`), which
+/// would double what each entry costs to read.
+fn requested(dir: &Directory) -> Vec<String> {
+    let mut out = vec!["*".to_string(), dir.map.username.clone()];
+    out.extend(dir.map.displayname.iter().cloned());
+    out.extend(dir.map.emails.iter().cloned());
+    out.extend(dir.map.avatar.iter().cloned());
+    out.extend(dir.map.external_id.iter().map(|(_, a)| a.clone()));
+    if let Some(Active::AccountControl(a)) = &dir.map.active {
+        out.push(a.clone());
+    }
+    if dir.groups_from == GroupsFrom::MemberOf {
+        out.push("memberOf".into());
+    }
+    let mut seen = HashSet::new();
+    out.retain(|a| seen.insert(a.to_ascii_lowercase()));
+    out
 }
 
 /// The values of `attr` (case-insensitively, as LDAP names attributes).
@@ -660,6 +681,33 @@ mod tests {
                 .collect(),
             bin_attrs: Default::default(),
         }
+    }
+
+    /// Every user attribute, and of the operational ones only those the
+    /// block reads: never all of them.
+    #[test]
+    fn the_search_asks_for_what_the_mapping_reads() {
+        let tool = serde_json::json!({"ldap": {
+            "url": "ldap://h", "base": "dc=x",
+            "external_ids": {"auth_provider": "oidc", "attribute": "entryUUID"},
+        }});
+        let dir = directory("ldap:", &tool).unwrap();
+        assert_eq!(
+            requested(&dir),
+            [
+                "*",
+                "uid",
+                "cn",
+                "mail",
+                "jpegPhoto",
+                "entryUUID",
+                "memberOf"
+            ]
+        );
+        let tool = serde_json::json!({"ldap": {"url": "ldap://h", "base": "dc=x",
+            "groups_from": "member", "attributes": {"avatar": null, "username": "UID"}}});
+        let dir = directory("ldap:", &tool).unwrap();
+        assert_eq!(requested(&dir), ["*", "UID", "cn", "mail"]);
     }
 
     #[test]
