@@ -100,8 +100,8 @@ impl Homeserver {
         if !base.starts_with("https://") {
             // Plain HTTP (a unix socket included) never verifies a
             // certificate, and redirects are not followed: the system's
-            // certificate store is not read, which costs a start-up
-            // milliseconds of reading and parsing every file in it.
+            // certificate store is not read, which would cost every run
+            // milliseconds of reading and parsing each file in it.
             builder = builder.tls_certs_only(std::iter::empty());
         }
         let client = builder.build().map_err(|e| HsError::Connect {

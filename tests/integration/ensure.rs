@@ -34,6 +34,16 @@ fn ensure() -> Test {
     ])
 }
 
+/// `--ensure --batch INPUT -o OUT`, with the rig's config and admin token.
+fn ensure_batch(input: &Path, out: &Path) -> Test {
+    ensure().args([
+        "--batch",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ])
+}
+
 #[test]
 fn a_batch_is_created_planned_changed_and_then_left_alone() {
     let s = synapse();
@@ -59,17 +69,7 @@ fn a_batch_is_created_planned_changed_and_then_left_alone() {
     let input = dir.path().join("people.jsonl");
     let out = dir.path().join("results.jsonl");
     write_jsonl(&input, &rows);
-    let batch = |extra: &[&str]| {
-        ensure()
-            .args([
-                "--batch",
-                input.to_str().unwrap(),
-                "-o",
-                out.to_str().unwrap(),
-            ])
-            .args(extra.iter().copied())
-            .run()
-    };
+    let batch = |extra: &[&str]| ensure_batch(&input, &out).args(extra.iter().copied()).run();
 
     batch(&[]).code(0);
     for (i, u) in users.iter().enumerate() {
@@ -328,15 +328,7 @@ fn rollback_deactivates_exactly_what_a_batch_created() {
     let input = dir.path().join("in.jsonl");
     let out = dir.path().join("out.jsonl");
     write_jsonl(&input, &rows);
-    ensure()
-        .args([
-            "--batch",
-            input.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ])
-        .run()
-        .code(0);
+    ensure_batch(&input, &out).run().code(0);
     let rollback = |extra: &[&str]| {
         Test::new()
             .args(["--rollback", out.to_str().unwrap()])
@@ -397,15 +389,7 @@ fn rollback_erases_only_when_asked() {
         &input,
         &[json!({"username": u, "displayname": "Gone Soon"})],
     );
-    ensure()
-        .args([
-            "--batch",
-            input.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ])
-        .run()
-        .code(0);
+    ensure_batch(&input, &out).run().code(0);
     Test::new()
         .args(["--rollback", out.to_str().unwrap(), "--yes", "--erase"])
         .args([
@@ -499,15 +483,7 @@ fn each_field_of_changes_has_one_json_type_in_every_line() {
         (format!("{u}.2@example.org"), "Two"),
     ] {
         write_jsonl(&input, &[row(&email, name)]);
-        ensure()
-            .args([
-                "--batch",
-                input.to_str().unwrap(),
-                "-o",
-                out.to_str().unwrap(),
-            ])
-            .run()
-            .code(0);
+        ensure_batch(&input, &out).run().code(0);
     }
     let lines = lines(&out);
     assert!(lines.len() >= 3, "{lines:?}");
